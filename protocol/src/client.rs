@@ -1,0 +1,244 @@
+//! Typed async client for the verifier (feature `client`).
+//!
+//! Retries with exponential backoff on connection errors, 429 and 503, never on other 4xx
+//! (a bad request stays bad). Plain HTTP only: the verifier is expected on loopback or a private
+//! network; put a TLS-terminating proxy in front of it otherwise.
+
+use std::time::Duration;
+
+use crate::{ApiError, GradeMathRequest, GradeMathResponse, route};
+
+/// Errors from [`VerifierClient`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The base URL could not be parsed or is not `http://`.
+    #[error("invalid verifier URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The verifier answered with a non-retryable error status (or retries ran out on a
+    /// retryable one).
+    #[error("verifier answered HTTP {status}: {body}")]
+    Status {
+        /// HTTP status code.
+        status: u16,
+        /// The decoded error body, if it had the standard shape.
+        body: ApiErrorOrText,
+    },
+    /// The connection failed on every attempt.
+    #[error("verifier unreachable after {attempts} attempts: {source}")]
+    Unreachable {
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The response was not the expected JSON.
+    #[error("malformed verifier response: {0}")]
+    Decode(String),
+}
+
+/// An error body: the standard [`ApiError`] or, if it did not parse, the raw text.
+#[derive(Debug, Clone)]
+pub enum ApiErrorOrText {
+    /// Standard `{"error": {...}}` body.
+    Api(ApiError),
+    /// Anything else (truncated to 512 bytes).
+    Text(String),
+}
+
+impl std::fmt::Display for ApiErrorOrText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiErrorOrText::Api(e) => write!(f, "{e}"),
+            ApiErrorOrText::Text(t) => write!(f, "{t}"),
+        }
+    }
+}
+
+/// Retry policy: attempt `n` (0-based) waits `min(base · 2ⁿ, max)` before the next try.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Total attempts including the first. Default 8.
+    pub max_attempts: u32,
+    /// First backoff. Default 100 ms.
+    pub base_delay: Duration,
+    /// Backoff cap. Default 5 s.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn delay(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX);
+        self.base_delay.saturating_mul(factor).min(self.max_delay)
+    }
+}
+
+/// A client bound to one verifier base URL, e.g. `http://127.0.0.1:8470`.
+#[derive(Debug, Clone)]
+pub struct VerifierClient {
+    http: reqwest::Client,
+    base: String,
+    retry: RetryPolicy,
+}
+
+impl VerifierClient {
+    /// Creates a client with the default [`RetryPolicy`] and a 120 s per-request timeout.
+    pub fn new(base_url: &str) -> Result<Self, ClientError> {
+        Self::with_retry(base_url, RetryPolicy::default())
+    }
+
+    /// Creates a client with an explicit retry policy.
+    pub fn with_retry(base_url: &str, retry: RetryPolicy) -> Result<Self, ClientError> {
+        let base = base_url.trim_end_matches('/').to_string();
+        if !base.starts_with("http://") {
+            return Err(ClientError::InvalidUrl {
+                url: base_url.to_string(),
+                reason: "only http:// URLs are supported (no TLS in this client)".into(),
+            });
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| ClientError::InvalidUrl {
+                url: base_url.to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(VerifierClient { http, base, retry })
+    }
+
+    /// The base URL this client talks to.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET /healthz`: `Ok(())` when the verifier answers 200.
+    pub async fn healthz(&self) -> Result<(), ClientError> {
+        let url = format!("{}{}", self.base, route::HEALTHZ);
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                attempts: 1,
+                source,
+            })?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            let status = resp.status().as_u16();
+            Err(ClientError::Status {
+                status,
+                body: read_error(resp).await,
+            })
+        }
+    }
+
+    /// `POST /v1/math/grade`, retried per the policy.
+    pub async fn grade_math(
+        &self,
+        req: &GradeMathRequest,
+    ) -> Result<GradeMathResponse, ClientError> {
+        let url = format!("{}{}", self.base, route::MATH_GRADE);
+        let mut attempt = 0u32;
+        loop {
+            let last = attempt + 1 >= self.retry.max_attempts;
+            match self.http.post(&url).json(req).send().await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    if resp.status().is_success() {
+                        let out: GradeMathResponse = resp
+                            .json()
+                            .await
+                            .map_err(|e| ClientError::Decode(e.to_string()))?;
+                        if out.results.len() != req.items.len() {
+                            return Err(ClientError::Decode(format!(
+                                "{} results for {} items",
+                                out.results.len(),
+                                req.items.len()
+                            )));
+                        }
+                        return Ok(out);
+                    }
+                    let retryable = status == 429 || status == 503;
+                    if !retryable || last {
+                        return Err(ClientError::Status {
+                            status,
+                            body: read_error(resp).await,
+                        });
+                    }
+                }
+                Err(source) => {
+                    if last {
+                        return Err(ClientError::Unreachable {
+                            attempts: attempt + 1,
+                            source,
+                        });
+                    }
+                }
+            }
+            tokio::time::sleep(self.retry.delay(attempt)).await;
+            attempt += 1;
+        }
+    }
+}
+
+async fn read_error(resp: reqwest::Response) -> ApiErrorOrText {
+    let text = resp.text().await.unwrap_or_default();
+    match serde_json::from_str::<ApiError>(&text) {
+        Ok(e) => ApiErrorOrText::Api(e),
+        Err(_) => {
+            let mut t = text;
+            if t.len() > 512 {
+                let mut cut = 512;
+                while !t.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                t.truncate(cut);
+            }
+            ApiErrorOrText::Text(t)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.delay(0), Duration::from_millis(100));
+        assert_eq!(p.delay(1), Duration::from_millis(200));
+        assert_eq!(p.delay(10), Duration::from_secs(5));
+        assert_eq!(p.delay(40), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn rejects_non_http_urls() {
+        assert!(VerifierClient::new("https://x").is_err());
+        assert!(VerifierClient::new("127.0.0.1:1").is_err());
+        assert_eq!(
+            VerifierClient::new("http://127.0.0.1:1/")
+                .unwrap()
+                .base_url(),
+            "http://127.0.0.1:1"
+        );
+    }
+}

@@ -1,0 +1,19 @@
+//! The verifier's wire format: the one definition both the verifier (server) and the trainer
+//! (client) use, so the two can never drift apart.
+//!
+//! * [`math`]: `POST /v1/math/grade` request and response types.
+//! * [`error`]: the JSON error body every non-2xx answer carries.
+//! * [`route`]: route paths.
+//! * `client` (feature `client`): a typed async HTTP client with bounded retries.
+
+pub mod error;
+pub mod math;
+pub mod route;
+
+#[cfg(feature = "client")]
+pub mod client;
+
+pub use error::{ApiError, ErrorBody, ErrorCode};
+pub use math::{
+    GradeMathRequest, GradeMathResponse, MathItem, MathOptions, MathResult, MathVerdict,
+};

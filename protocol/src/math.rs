@@ -1,0 +1,145 @@
+//! `POST /v1/math/grade`: grade a batch of model responses against ground-truth answers.
+//!
+//! Results come back in input order. A wrong or unparseable answer is data (HTTP 200 with a
+//! [`MathVerdict`]), never an HTTP error.
+
+use serde::{Deserialize, Serialize};
+
+/// A batch of items to grade.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GradeMathRequest {
+    /// Items, graded independently; results keep this order.
+    pub items: Vec<MathItem>,
+}
+
+/// One response to grade.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MathItem {
+    /// Caller's identifier, echoed back in the result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The model's full response; the answer is extracted from it.
+    pub response: String,
+    /// The gold answer. If it is wrapped (`\boxed{…}`), the wrapper is removed first; otherwise
+    /// the whole string is the answer.
+    pub ground_truth: String,
+    /// Grading options; absent means the defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<MathOptions>,
+}
+
+/// Per-item grading options. Unknown keys are rejected (422), never ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MathOptions {
+    /// Only an answer inside `\boxed{}`/`\fbox{}` counts; without one the verdict is
+    /// `no_answer`. Default: `true` (the strict format RL rewards usually want).
+    pub require_boxed: bool,
+}
+
+impl Default for MathOptions {
+    fn default() -> Self {
+        MathOptions {
+            require_boxed: true,
+        }
+    }
+}
+
+/// Outcome of grading one item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MathVerdict {
+    /// The extracted answer equals the gold answer.
+    Correct,
+    /// An answer was extracted and parsed, and it differs from the gold answer.
+    Incorrect,
+    /// No answer could be extracted from the response.
+    NoAnswer,
+    /// An answer was extracted but could not be parsed (or the gold could not be).
+    Unparseable,
+    /// Grading hit a size, depth or time budget; counted as not correct.
+    LimitExceeded,
+}
+
+impl MathVerdict {
+    /// The verdict's wire name (`"correct"`, `"no_answer"`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MathVerdict::Correct => "correct",
+            MathVerdict::Incorrect => "incorrect",
+            MathVerdict::NoAnswer => "no_answer",
+            MathVerdict::Unparseable => "unparseable",
+            MathVerdict::LimitExceeded => "limit_exceeded",
+        }
+    }
+}
+
+/// The graded result of one item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MathResult {
+    /// The item's `id`, if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `verdict == correct`.
+    pub correct: bool,
+    /// 1.0 if correct, else 0.0.
+    pub reward: f64,
+    /// Why the answer is (not) correct.
+    pub verdict: MathVerdict,
+    /// The answer string extracted from the response, if any.
+    pub extracted: Option<String>,
+    /// Time spent grading this item, microseconds.
+    pub elapsed_us: u64,
+}
+
+/// Results of a batch, in input order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GradeMathResponse {
+    /// One result per request item.
+    pub results: Vec<MathResult>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_match_design() {
+        let r = MathResult {
+            id: Some("a".into()),
+            correct: false,
+            reward: 0.0,
+            verdict: MathVerdict::NoAnswer,
+            extracted: None,
+            elapsed_us: 3,
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["verdict"], "no_answer");
+        assert_eq!(v["extracted"], serde_json::Value::Null);
+        for k in [
+            "id",
+            "correct",
+            "reward",
+            "verdict",
+            "extracted",
+            "elapsed_us",
+        ] {
+            assert!(v.get(k).is_some(), "missing {k}");
+        }
+    }
+
+    #[test]
+    fn unknown_option_is_rejected() {
+        let e = serde_json::from_str::<MathItem>(
+            r#"{"response":"x","ground_truth":"1","options":{"bogus":1}}"#,
+        );
+        assert!(e.is_err());
+        let ok: MathItem =
+            serde_json::from_str(r#"{"response":"x","ground_truth":"1","options":{}}"#).unwrap();
+        assert!(ok.options.unwrap().require_boxed);
+    }
+}

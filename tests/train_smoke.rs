@@ -1,0 +1,126 @@
+use trainer::algo::Method;
+use trainer::config::TrainConfig;
+use trainer::reward::spawn_embedded_verifier;
+use trainer::store::Store;
+use trainer::train::{self, RunOptions};
+
+use crate::support::FreshDb;
+
+fn small_config(method: Method) -> TrainConfig {
+    let mut cfg = TrainConfig::demo();
+    cfg.steps = 3;
+    cfg.warmup.steps = 20;
+    cfg.algo.method = method;
+    cfg
+}
+
+async fn run_blocking(cfg: TrainConfig, opts: RunOptions) -> train::RunSummary {
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || train::run(&cfg, &opts, &handle))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steer_run_writes_every_rollout_to_postgres() {
+    let db = FreshDb::create().await;
+    let verifier = spawn_embedded_verifier().await.unwrap();
+    let cfg = small_config(Method::Steer);
+    let expected = cfg.steps * cfg.rollout.prompts_per_step * cfg.rollout.group_size;
+    let run_dir = std::env::temp_dir().join(format!("e2e-train-pg-{}", std::process::id()));
+    let opts = RunOptions {
+        run_dir: run_dir.clone(),
+        database_url: Some(db.url.clone()),
+        verifier_url: verifier.url.clone(),
+        progress: false,
+    };
+    let summary = run_blocking(cfg.clone(), opts).await;
+    assert_eq!(summary.history.len(), cfg.steps);
+    assert_eq!(summary.rollouts_written, expected);
+    for m in &summary.history {
+        assert!(
+            m.loss.is_finite() && m.grad_norm.is_finite() && m.entropy > 0.0,
+            "{m:?}"
+        );
+        assert!(
+            m.weights.min >= 0.8 - 1e-6 && m.weights.max <= 1.0 + 1e-6,
+            "{m:?}"
+        );
+    }
+
+    let store = Store::connect(&db.url).await.unwrap();
+    assert_eq!(
+        store.count_rollouts(&summary.run_id).await.unwrap(),
+        expected as i64
+    );
+    let Store::Postgres(pool) = &store else {
+        panic!("expected postgres")
+    };
+    let (steps, bad): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM steps WHERE run_id = $1), \
+                (SELECT COUNT(*) FROM rollouts WHERE run_id = $1 AND (verdict = '' OR response IS NULL \
+                 OR reward NOT IN (0, 1) OR (verdict = 'correct') <> (reward = 1)))",
+    )
+    .bind(&summary.run_id)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!((steps, bad), (cfg.steps as i64, 0));
+    store.close().await;
+    std::fs::remove_dir_all(&run_dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpo_run_defaults_to_sqlite_in_the_run_dir() {
+    let verifier = spawn_embedded_verifier().await.unwrap();
+    let cfg = small_config(Method::Grpo);
+    let run_dir = std::env::temp_dir().join(format!("e2e-train-sqlite-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&run_dir);
+    let opts = RunOptions {
+        run_dir: run_dir.clone(),
+        database_url: None,
+        verifier_url: verifier.url.clone(),
+        progress: false,
+    };
+    let summary = run_blocking(cfg.clone(), opts).await;
+    assert!(run_dir.join("rollouts.sqlite").exists());
+    let store = Store::connect(&summary.database_url).await.unwrap();
+    let expected = cfg.steps * cfg.rollout.prompts_per_step * cfg.rollout.group_size;
+    assert_eq!(
+        store.count_rollouts(&summary.run_id).await.unwrap(),
+        expected as i64
+    );
+    assert!(
+        summary.history.iter().all(|m| m.weights.mean == 1.0),
+        "GRPO does not reweight"
+    );
+    store.close().await;
+    std::fs::remove_dir_all(&run_dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_verifier_is_a_clear_error() {
+    // A port nothing listens on: bind, read the port, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cfg = small_config(Method::Grpo);
+    cfg.warmup.steps = 0;
+    let run_dir = std::env::temp_dir().join(format!("e2e-train-down-{}", std::process::id()));
+    let opts = RunOptions {
+        run_dir: run_dir.clone(),
+        database_url: None,
+        verifier_url: format!("http://127.0.0.1:{port}"),
+        progress: false,
+    };
+    let handle = tokio::runtime::Handle::current();
+    let err = tokio::task::spawn_blocking(move || train::run(&cfg, &opts, &handle))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(err.to_string().contains("unreachable"), "{err}");
+    std::fs::remove_dir_all(&run_dir).ok();
+}

@@ -1,0 +1,247 @@
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use protocol::client::{ClientError, VerifierClient};
+use protocol::{GradeMathRequest, GradeMathResponse, MathItem, MathVerdict, route};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use verifier::{AppState, Limits, app};
+
+async fn call(state: AppState, req: Request<Body>) -> (StatusCode, Value) {
+    let resp = app(state).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, body)
+}
+
+fn post_json(path: &str, body: impl Into<Body>) -> Request<Body> {
+    Request::post(path)
+        .header("content-type", "application/json")
+        .body(body.into())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn grades_a_batch_in_order_in_process() {
+    let body = json!({"items": [
+        {"id": "a", "response": "so \\boxed{7}", "ground_truth": "7"},
+        {"id": "b", "response": "\\boxed{\\frac{1}{2}}", "ground_truth": "0.5"},
+        {"response": "I think 7", "ground_truth": "7"},
+        {"id": "d", "response": "\\boxed{x^2}", "ground_truth": "4"},
+        {"id": "e", "response": "\\boxed{8}", "ground_truth": "7"}
+    ]});
+    let (status, v) = call(
+        AppState::default(),
+        post_json(route::MATH_GRADE, body.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let resp: GradeMathResponse = serde_json::from_value(v).unwrap();
+    let verdicts: Vec<_> = resp.results.iter().map(|r| r.verdict).collect();
+    assert_eq!(
+        verdicts,
+        [
+            MathVerdict::Correct,
+            MathVerdict::Correct,
+            MathVerdict::NoAnswer,
+            MathVerdict::Unparseable,
+            MathVerdict::Incorrect
+        ]
+    );
+    assert_eq!(resp.results[0].id.as_deref(), Some("a"));
+    assert_eq!(resp.results[2].id, None);
+    assert_eq!(resp.results[1].extracted.as_deref(), Some("\\frac{1}{2}"));
+    assert_eq!(resp.results[0].reward, 1.0);
+}
+
+#[tokio::test]
+async fn healthz_and_unknown_routes() {
+    let (status, v) = call(
+        AppState::default(),
+        Request::get(route::HEALTHZ).body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!((status, v), (StatusCode::OK, Value::String("ok".into())));
+    let (status, v) = call(
+        AppState::default(),
+        Request::get("/nope").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], "not_found");
+    let (status, v) = call(
+        AppState::default(),
+        Request::get(route::MATH_GRADE).body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(v["error"]["code"], "method_not_allowed");
+}
+
+#[tokio::test]
+async fn malformed_requests_get_typed_4xx_json_errors() {
+    let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
+        (
+            post_json(route::MATH_GRADE, "{not json"),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            post_json(route::MATH_GRADE, vec![0xff, 0xfe, b'{']),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            post_json(route::MATH_GRADE, r#"{"items": 3}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+        ),
+        (
+            post_json(route::MATH_GRADE, r#"{"items": [], "extra": 1}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+        ),
+        (
+            post_json(
+                route::MATH_GRADE,
+                r#"{"items": [{"response": "x", "ground_truth": "1", "options": {"nope": true}}]}"#,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+        ),
+        (
+            Request::post(route::MATH_GRADE)
+                .body(Body::from(r#"{"items": []}"#))
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+    ];
+    for (req, want_status, want_code) in cases {
+        let (status, v) = call(AppState::default(), req).await;
+        assert_eq!(status, want_status, "{v}");
+        assert_eq!(v["error"]["code"], want_code, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    // 10 000 levels of nesting: rejected by type or by serde_json's recursion limit, either
+    // way a typed 4xx, never a stack overflow.
+    let deep = format!(
+        "{{\"items\": {}{}}}",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    for body in [deep, "[".repeat(10_000)] {
+        let (status, v) = call(AppState::default(), post_json(route::MATH_GRADE, body)).await;
+        assert!(
+            status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY,
+            "{status} {v}"
+        );
+        assert!(v["error"]["code"].is_string(), "{v}");
+    }
+}
+
+#[tokio::test]
+async fn limits_answer_413_and_422() {
+    let state = AppState {
+        limits: Limits {
+            max_body_bytes: 1024,
+            max_batch_items: 2,
+        },
+    };
+    let big = json!({"items": [{"response": "x".repeat(4096), "ground_truth": "1"}]}).to_string();
+    let (status, v) = call(state.clone(), post_json(route::MATH_GRADE, big)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert_eq!(v["error"]["code"], "payload_too_large");
+    let three = json!({"items": [
+        {"response": "1", "ground_truth": "1"}, {"response": "1", "ground_truth": "1"}, {"response": "1", "ground_truth": "1"}
+    ]})
+    .to_string();
+    let (status, v) = call(state, post_json(route::MATH_GRADE, three)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_batch_items"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn typed_client_over_a_real_socket() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app(AppState::default())).await });
+    let client = VerifierClient::new(&format!("http://{addr}")).unwrap();
+    client.healthz().await.unwrap();
+    let req = GradeMathRequest {
+        items: vec![
+            MathItem {
+                id: Some("x".into()),
+                response: "\\boxed{1,000}".into(),
+                ground_truth: "1000".into(),
+                options: None,
+            },
+            MathItem {
+                id: None,
+                response: "\\boxed{3}".into(),
+                ground_truth: "$4$".into(),
+                options: None,
+            },
+        ],
+    };
+    let out = client.grade_math(&req).await.unwrap();
+    assert_eq!(out.results.len(), 2);
+    assert!(out.results[0].correct && !out.results[1].correct);
+
+    // Raw HTTP: malformed JSON is a 400 with the JSON error shape, and the server stays up.
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(format!("http://{addr}{}", route::MATH_GRADE))
+        .header("content-type", "application/json")
+        .body("{\"items\": [")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "bad_request");
+    client.healthz().await.unwrap();
+
+    // A 4xx is not retried: the client reports it at once.
+    let bad = GradeMathRequest { items: vec![] };
+    let limited = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let limited_addr = limited.local_addr().unwrap();
+    let state = AppState {
+        limits: Limits {
+            max_batch_items: 0,
+            ..Limits::default()
+        },
+    };
+    let limited_server = tokio::spawn(async move { axum::serve(limited, app(state)).await });
+    let err = VerifierClient::new(&format!("http://{limited_addr}"))
+        .unwrap()
+        .grade_math(&bad)
+        .await;
+    assert!(err.is_ok(), "an empty batch is within any limit");
+    let one = GradeMathRequest {
+        items: req.items[..1].to_vec(),
+    };
+    let err = VerifierClient::new(&format!("http://{limited_addr}"))
+        .unwrap()
+        .grade_math(&one)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ClientError::Status { status: 422, .. }),
+        "{err}"
+    );
+    server.abort();
+    limited_server.abort();
+}

@@ -1,0 +1,76 @@
+//! Group-relative advantages (GRPO): each response's reward is compared with the other
+//! responses to the same prompt.
+
+/// `A_i = (r_i − mean_g) / (std_g + 1e-6)` within each consecutive group of `group_size`
+/// rewards, with the unbiased (n−1) standard deviation as in verl; without `norm_by_std`
+/// (Dr. GRPO) only the mean is removed. A group whose rewards are all equal gets 0.
+///
+/// # Panics
+/// If `group_size < 2` or `rewards.len()` is not a multiple of it.
+pub fn grpo(rewards: &[f32], group_size: usize, norm_by_std: bool) -> Vec<f32> {
+    assert!(group_size >= 2, "GRPO needs at least 2 samples per prompt");
+    assert_eq!(
+        rewards.len() % group_size,
+        0,
+        "rewards must fill whole groups"
+    );
+    rewards
+        .chunks(group_size)
+        .flat_map(|g| {
+            let n = g.len() as f64;
+            let mean = g.iter().map(|&r| f64::from(r)).sum::<f64>() / n;
+            let var = g
+                .iter()
+                .map(|&r| (f64::from(r) - mean).powi(2))
+                .sum::<f64>()
+                / (n - 1.0);
+            let all_equal = g.iter().all(|&r| r == g[0]);
+            g.iter().map(move |&r| {
+                if all_equal {
+                    0.0
+                } else if norm_by_std {
+                    ((f64::from(r) - mean) / (var.sqrt() + 1e-6)) as f32
+                } else {
+                    (f64::from(r) - mean) as f32
+                }
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Golden numbers from an independent Python reimplementation:
+    //   def grpo(r):
+    //       n = len(r); mu = sum(r) / n
+    //       sd = math.sqrt(sum((x - mu) ** 2 for x in r) / (n - 1))
+    //       return [(x - mu) / (sd + 1e-6) for x in r]
+    //   grpo([1, 0, 0, 1]) + grpo([0, 0, 0, 1])
+    //   -> [0.866024, -0.866024, -0.866024, 0.866024, -0.499999, -0.499999, -0.499999, 1.499997]
+    #[test]
+    fn golden_numbers() {
+        let a = grpo(&[1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], 4, true);
+        let want = [
+            0.866024, -0.866024, -0.866024, 0.866024, -0.499999, -0.499999, -0.499999, 1.499997,
+        ];
+        for (x, y) in a.iter().zip(want) {
+            assert!((x - y).abs() < 1e-5, "{a:?}");
+        }
+    }
+
+    #[test]
+    fn equal_groups_get_zero_and_means_cancel() {
+        assert_eq!(grpo(&[1.0, 1.0, 0.0, 0.0], 2, true), vec![0.0; 4]);
+        let a = grpo(&[0.3, 0.9, 0.1, 0.5, 2.0, -1.0], 3, false);
+        assert!((a[0] + a[1] + a[2]).abs() < 1e-6);
+        assert!((a[3] + a[4] + a[5]).abs() < 1e-6);
+        // Shifting every reward in a group leaves its advantages unchanged.
+        let b = grpo(&[10.3, 10.9, 10.1], 3, true);
+        let c = grpo(&[0.3, 0.9, 0.1], 3, true);
+        for (x, y) in b.iter().zip(&c) {
+            assert!((x - y).abs() < 1e-4);
+        }
+    }
+}

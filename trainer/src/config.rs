@@ -1,0 +1,182 @@
+//! Training configuration: TOML, every key known (unknown keys are an error at load time).
+//!
+//! `configs/demo.toml` is embedded in the binary and is what `trainer demo` runs.
+
+use serde::{Deserialize, Serialize};
+
+use crate::algo::{ClipConfig, LossAgg, Method, SteerConfig};
+use crate::model::ModelConfig;
+use crate::optim::AdamWConfig;
+use crate::rollout::SamplingConfig;
+use crate::task::AdditionTask;
+
+/// The demo's configuration, embedded at build time.
+pub const DEMO_TOML: &str = include_str!("../configs/demo.toml");
+
+/// A whole training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Seeds weight init, problem sampling and token sampling.
+    pub seed: u64,
+    /// RL optimizer steps.
+    pub steps: usize,
+    /// Std of the normal weight init (HF `initializer_range`).
+    pub init_std: f64,
+    /// Architecture.
+    pub model: ModelConfig,
+    /// The task.
+    pub task: AdditionTask,
+    /// Rollout generation.
+    pub rollout: RolloutConfig,
+    /// The RL objective.
+    pub algo: AlgoConfig,
+    /// Optimizer for the RL steps.
+    pub optim: AdamWConfig,
+    /// Supervised format warm-up before RL.
+    pub warmup: WarmupConfig,
+}
+
+/// Rollout settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutConfig {
+    /// Distinct prompts per step.
+    pub prompts_per_step: usize,
+    /// Responses per prompt (G); at least 2 for group advantages.
+    pub group_size: usize,
+    /// Sampling.
+    pub sampling: SamplingConfig,
+}
+
+/// Objective settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlgoConfig {
+    /// Policy loss.
+    pub method: Method,
+    /// PPO clipping.
+    pub clip: ClipConfig,
+    /// STEER weights (used by `steer`).
+    #[serde(default)]
+    pub steer: SteerConfig,
+    /// Divide group-centred rewards by the group std (false: Dr. GRPO).
+    pub norm_adv_by_std: bool,
+    /// Responses per micro-batch; STEER's normaliser spans one micro-batch.
+    pub micro_batch_size: usize,
+    /// Loss aggregation.
+    #[serde(default)]
+    pub loss_agg: LossAgg,
+}
+
+/// Format warm-up: a few supervised steps on responses in the task's answer format carrying
+/// random (not correct) answers, so a random-init model emits gradeable answers before RL.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarmupConfig {
+    /// Supervised steps (0 disables the warm-up).
+    pub steps: usize,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Learning rate.
+    pub lr: f64,
+}
+
+/// Config errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// TOML syntax or unknown/missing keys.
+    #[error("config: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A value out of range.
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+impl TrainConfig {
+    /// Parses and validates a TOML config.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let cfg: TrainConfig = toml::from_str(text)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The embedded demo config.
+    pub fn demo() -> Self {
+        Self::from_toml(DEMO_TOML).expect("the embedded demo config is valid (checked by a test)")
+    }
+
+    /// Checks ranges and cross-field constraints.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        self.model.validate().map_err(ConfigError::Invalid)?;
+        if self.rollout.group_size < 2 {
+            return bad("rollout.group_size must be at least 2");
+        }
+        if self.rollout.prompts_per_step == 0 || self.algo.micro_batch_size == 0 {
+            return bad("rollout.prompts_per_step and algo.micro_batch_size must be positive");
+        }
+        if self.rollout.sampling.temperature.is_nan() || self.rollout.sampling.temperature <= 0.0 {
+            return bad("rollout.sampling.temperature must be > 0");
+        }
+        if self.rollout.sampling.max_new_tokens == 0 {
+            return bad("rollout.sampling.max_new_tokens must be positive");
+        }
+        if [self.optim.lr, self.warmup.lr]
+            .iter()
+            .any(|lr| lr.is_nan() || *lr <= 0.0)
+        {
+            return bad("learning rates must be > 0");
+        }
+        if !(0.0..1.0).contains(&self.algo.clip.eps_low) || self.algo.clip.eps_high < 0.0 {
+            return bad("algo.clip: eps_low must be in [0, 1) and eps_high ≥ 0");
+        }
+        if self.algo.clip.dual_clip_c.is_some_and(|c| c <= 1.0) {
+            return bad("algo.clip.dual_clip_c must be > 1");
+        }
+        match self.algo.steer.mapping {
+            crate::algo::steer::WeightMapping::Exponential { lambda_min }
+                if !(lambda_min > 0.0 && lambda_min <= 1.0) =>
+            {
+                return bad("algo.steer.mapping.lambda_min must be in (0, 1]");
+            }
+            crate::algo::steer::WeightMapping::Linear { w_min, w_max }
+                if !(0.0 <= w_min && w_min <= w_max) =>
+            {
+                return bad("algo.steer.mapping needs 0 ≤ w_min ≤ w_max");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_config_is_valid() {
+        let cfg = TrainConfig::demo();
+        assert_eq!(cfg.algo.method, Method::Steer);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_rejected() {
+        let with_unknown = format!("{DEMO_TOML}\nbogus = 1\n");
+        assert!(matches!(
+            TrainConfig::from_toml(&with_unknown),
+            Err(ConfigError::Parse(_))
+        ));
+        let bad_method = DEMO_TOML.replace("method = \"steer\"", "method = \"nope\"");
+        assert!(matches!(
+            TrainConfig::from_toml(&bad_method),
+            Err(ConfigError::Parse(_))
+        ));
+        let bad_group = DEMO_TOML.replace("group_size = 8", "group_size = 1");
+        assert!(matches!(
+            TrainConfig::from_toml(&bad_group),
+            Err(ConfigError::Invalid(_))
+        ));
+    }
+}

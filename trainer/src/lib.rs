@@ -1,0 +1,15 @@
+//! The RLVR trainer: GRPO and STEER on a differentiable candle model, rewarded by the verifier
+//! over HTTP, every graded rollout stored in SQL.
+//!
+//! Read [`train`] first: it is the loop, top to bottom.
+
+pub mod algo;
+pub mod config;
+pub mod model;
+pub mod optim;
+pub mod reward;
+pub mod rollout;
+pub mod store;
+pub mod task;
+pub mod tokenizer;
+pub mod train;

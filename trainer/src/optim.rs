@@ -1,0 +1,267 @@
+//! AdamW with f32 moments, decoupled weight decay, a decay mask and global grad-norm clipping.
+//!
+//! candle's own `AdamW` keeps moments in the weight dtype and has no clipping; this one keeps
+//! m and v in f32 whatever the weights are, and skips (and counts) a step whose gradient norm
+//! is not finite instead of corrupting the weights.
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Result, Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+/// Optimizer settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdamWConfig {
+    /// Learning rate. Default 1e-6 (STEER's released setting; the demo raises it).
+    pub lr: f64,
+    /// First-moment decay. Default 0.9.
+    pub beta1: f64,
+    /// Second-moment decay. Default 0.999.
+    pub beta2: f64,
+    /// Denominator epsilon. Default 1e-8.
+    pub eps: f64,
+    /// Decoupled weight decay, applied to matrices only (not to norms or biases). Default 0.01.
+    pub weight_decay: f64,
+    /// Clip the global L2 gradient norm to this; `None` disables clipping. Default 1.0.
+    pub max_grad_norm: Option<f64>,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        AdamWConfig {
+            lr: 1e-6,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+            max_grad_norm: Some(1.0),
+        }
+    }
+}
+
+/// One trainable tensor.
+#[derive(Debug, Clone)]
+pub struct Param {
+    /// Checkpoint name.
+    pub name: String,
+    /// The variable.
+    pub var: Var,
+    /// Whether weight decay applies (matrices yes, vectors no).
+    pub decay: bool,
+}
+
+/// What one [`AdamW::step`] did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepOutcome {
+    /// Global L2 norm of the gradient before clipping.
+    pub grad_norm: f64,
+    /// True if the step was skipped because the norm was not finite.
+    pub skipped: bool,
+}
+
+/// The optimizer.
+#[derive(Debug)]
+pub struct AdamW {
+    params: Vec<Param>,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+    steps_taken: u64,
+    steps_skipped: u64,
+    cfg: AdamWConfig,
+}
+
+impl AdamW {
+    /// Creates zeroed f32 moments for `params` (sorted by name for a stable order).
+    pub fn new(mut params: Vec<Param>, cfg: AdamWConfig) -> Result<Self> {
+        params.sort_by(|a, b| a.name.cmp(&b.name));
+        let zeros = |p: &Param| Tensor::zeros(p.var.shape(), DType::F32, p.var.device());
+        let m = params.iter().map(zeros).collect::<Result<Vec<_>>>()?;
+        let v = params.iter().map(zeros).collect::<Result<Vec<_>>>()?;
+        Ok(AdamW {
+            params,
+            m,
+            v,
+            steps_taken: 0,
+            steps_skipped: 0,
+            cfg,
+        })
+    }
+
+    /// The parameters, in optimizer order.
+    pub fn params(&self) -> &[Param] {
+        &self.params
+    }
+
+    /// Steps skipped so far for a non-finite gradient norm.
+    pub fn steps_skipped(&self) -> u64 {
+        self.steps_skipped
+    }
+
+    /// Applies one update with learning rate `lr` from gradients aligned with [`Self::params`]
+    /// (`None`: the parameter received no gradient this step and is left unchanged).
+    pub fn step(&mut self, grads: &[Option<Tensor>], lr: f64) -> Result<StepOutcome> {
+        if grads.len() != self.params.len() {
+            candle_core::bail!(
+                "{} gradients for {} parameters",
+                grads.len(),
+                self.params.len()
+            );
+        }
+        let mut sq = 0f64;
+        for g in grads.iter().flatten() {
+            sq += f64::from(
+                g.to_dtype(DType::F32)?
+                    .sqr()?
+                    .sum_all()?
+                    .to_scalar::<f32>()?,
+            );
+        }
+        let grad_norm = sq.sqrt();
+        if !grad_norm.is_finite() {
+            self.steps_skipped += 1;
+            return Ok(StepOutcome {
+                grad_norm,
+                skipped: true,
+            });
+        }
+        let scale = match self.cfg.max_grad_norm {
+            Some(max) if grad_norm > max => max / (grad_norm + 1e-6),
+            _ => 1.0,
+        };
+        self.steps_taken += 1;
+        let t = self.steps_taken as i32;
+        let (b1, b2) = (self.cfg.beta1, self.cfg.beta2);
+        let (bc1, bc2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
+        for (i, g) in grads.iter().enumerate() {
+            let Some(g) = g else { continue };
+            let g = (g.to_dtype(DType::F32)? * scale)?;
+            self.m[i] = ((&self.m[i] * b1)? + (&g * (1.0 - b1))?)?;
+            self.v[i] = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+            let update = ((&self.m[i] / bc1)? / ((&self.v[i] / bc2)?.sqrt()? + self.cfg.eps)?)?;
+            let p = &self.params[i];
+            let w = p.var.as_tensor().to_dtype(DType::F32)?;
+            let decayed = if p.decay {
+                (&w * (1.0 - lr * self.cfg.weight_decay))?
+            } else {
+                w
+            };
+            let next = (decayed - (update * lr)?)?.to_dtype(p.var.dtype())?;
+            p.var.set(&next)?;
+        }
+        Ok(StepOutcome {
+            grad_norm,
+            skipped: false,
+        })
+    }
+}
+
+/// Sums gradients over micro-batches, aligned with an optimizer's parameter order.
+#[derive(Debug)]
+pub struct GradAccumulator {
+    sums: Vec<Option<Tensor>>,
+}
+
+impl GradAccumulator {
+    /// An empty accumulator for `n` parameters.
+    pub fn new(n: usize) -> Self {
+        GradAccumulator {
+            sums: vec![None; n],
+        }
+    }
+
+    /// Adds the gradients in `store` for `params`.
+    pub fn add(&mut self, params: &[Param], store: &GradStore) -> Result<()> {
+        for (slot, p) in self.sums.iter_mut().zip(params) {
+            if let Some(g) = store.get(p.var.as_tensor()) {
+                let g = g.detach();
+                *slot = Some(match slot.take() {
+                    Some(acc) => (acc + g)?,
+                    None => g,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The accumulated gradients.
+    pub fn into_grads(self) -> Vec<Option<Tensor>> {
+        self.sums
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    // Two AdamW steps on w = [1, -2] with constant grad [0.5, -1], lr 0.1, wd 0.1 (decay on):
+    // independent Python:
+    //   m=v=0; w=[1,-2]
+    //   for t in (1,2):
+    //     for i,g in enumerate([0.5,-1]):
+    //       m[i]=0.9*m[i]+0.1*g; v[i]=0.999*v[i]+0.001*g*g
+    //       u=(m[i]/(1-0.9**t))/(math.sqrt(v[i]/(1-0.999**t))+1e-8)
+    //       w[i]=w[i]*(1-0.1*0.1)-0.1*u
+    //   -> [0.7811, -1.7612]
+    #[test]
+    fn matches_reference_adamw() {
+        let dev = Device::Cpu;
+        let var = Var::from_tensor(&Tensor::new(&[1f32, -2.0], &dev).unwrap()).unwrap();
+        let cfg = AdamWConfig {
+            lr: 0.1,
+            weight_decay: 0.1,
+            max_grad_norm: None,
+            ..AdamWConfig::default()
+        };
+        let mut opt = AdamW::new(
+            vec![Param {
+                name: "w".into(),
+                var: var.clone(),
+                decay: true,
+            }],
+            cfg,
+        )
+        .unwrap();
+        let g = Tensor::new(&[0.5f32, -1.0], &dev).unwrap();
+        for _ in 0..2 {
+            opt.step(&[Some(g.clone())], 0.1).unwrap();
+        }
+        let w = var.as_tensor().to_vec1::<f32>().unwrap();
+        assert!(
+            (w[0] - 0.7811).abs() < 1e-4 && (w[1] + 1.7612).abs() < 1e-4,
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn clips_and_skips_non_finite() {
+        let dev = Device::Cpu;
+        let var = Var::from_tensor(&Tensor::new(&[0f32, 0.0], &dev).unwrap()).unwrap();
+        let cfg = AdamWConfig {
+            lr: 0.1,
+            weight_decay: 0.0,
+            max_grad_norm: Some(1.0),
+            ..AdamWConfig::default()
+        };
+        let mut opt = AdamW::new(
+            vec![Param {
+                name: "w".into(),
+                var: var.clone(),
+                decay: false,
+            }],
+            cfg,
+        )
+        .unwrap();
+        let out = opt
+            .step(&[Some(Tensor::new(&[3f32, 4.0], &dev).unwrap())], 0.1)
+            .unwrap();
+        assert!((out.grad_norm - 5.0).abs() < 1e-6 && !out.skipped);
+        let before = var.as_tensor().to_vec1::<f32>().unwrap();
+        let out = opt
+            .step(&[Some(Tensor::new(&[f32::NAN, 1.0], &dev).unwrap())], 0.1)
+            .unwrap();
+        assert!(out.skipped);
+        assert_eq!(opt.steps_skipped(), 1);
+        assert_eq!(var.as_tensor().to_vec1::<f32>().unwrap(), before);
+    }
+}

@@ -1,0 +1,219 @@
+//! Sampling responses: the G samples of one prompt decode together as one batch (they share
+//! the prompt length, so no left padding is needed).
+//!
+//! Temperature sampling on the host from `softmax(logits / T)`, seeded through the caller's RNG
+//! so runs are reproducible. The model is re-run on the whole prefix at each step (no KV
+//! cache): right for the tiny built-in model, and it keeps one forward path for sampling and
+//! scoring.
+
+use candle_core::{D, Device, Result, Tensor};
+use rand::Rng;
+
+use crate::model::Qwen2;
+use crate::tokenizer::{EOS_ID, PAD_ID};
+
+/// Sampling settings.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingConfig {
+    /// Softmax temperature (> 0). STEER's setting: 1.0.
+    pub temperature: f64,
+    /// Longest response, tokens (EOS included).
+    pub max_new_tokens: usize,
+}
+
+/// One sampled response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// Prompt token ids.
+    pub prompt_ids: Vec<u32>,
+    /// Response token ids, ending with EOS if the model stopped by itself.
+    pub response_ids: Vec<u32>,
+}
+
+impl Sample {
+    /// True if the response ended with EOS rather than at the length limit.
+    pub fn finished(&self) -> bool {
+        self.response_ids.last() == Some(&EOS_ID)
+    }
+}
+
+/// Samples `g` responses to `prompt_ids`. `model` should be a detached (non-Var) view so no
+/// autograd graph is built.
+pub fn sample_group<R: Rng>(
+    model: &Qwen2,
+    prompt_ids: &[u32],
+    g: usize,
+    cfg: &SamplingConfig,
+    device: &Device,
+    rng: &mut R,
+) -> Result<Vec<Sample>> {
+    if prompt_ids.is_empty() {
+        candle_core::bail!("empty prompt");
+    }
+    if cfg.temperature.is_nan() || cfg.temperature <= 0.0 {
+        candle_core::bail!("temperature must be > 0, got {}", cfg.temperature);
+    }
+    let mut rows: Vec<Vec<u32>> = vec![prompt_ids.to_vec(); g];
+    let mut done = vec![false; g];
+    for _ in 0..cfg.max_new_tokens {
+        if done.iter().all(|&d| d) {
+            break;
+        }
+        let t = rows[0].len();
+        let flat: Vec<u32> = rows.iter().flatten().copied().collect();
+        let ids = Tensor::from_vec(flat, (g, t), device)?;
+        let logits = model.forward(&ids)?.narrow(1, t - 1, 1)?.squeeze(1)?; // (g, v)
+        let probs =
+            candle_nn::ops::softmax(&(logits / cfg.temperature)?, D::Minus1)?.to_vec2::<f32>()?;
+        for (i, row) in rows.iter_mut().enumerate() {
+            let next = if done[i] {
+                PAD_ID
+            } else {
+                draw(&probs[i], rng)
+            };
+            done[i] |= next == EOS_ID;
+            row.push(next);
+        }
+    }
+    let plen = prompt_ids.len();
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let mut resp = r[plen..].to_vec();
+            if let Some(eos) = resp.iter().position(|&x| x == EOS_ID) {
+                resp.truncate(eos + 1);
+            }
+            Sample {
+                prompt_ids: prompt_ids.to_vec(),
+                response_ids: resp,
+            }
+        })
+        .collect())
+}
+
+/// Inverse-CDF draw from a probability vector.
+fn draw<R: Rng>(probs: &[f32], rng: &mut R) -> u32 {
+    let u: f64 = rng.random();
+    let total: f64 = probs.iter().map(|&p| f64::from(p)).sum();
+    let mut acc = 0.0;
+    for (i, &p) in probs.iter().enumerate() {
+        acc += f64::from(p) / total;
+        if u < acc {
+            return i as u32;
+        }
+    }
+    (probs.len() - 1) as u32
+}
+
+/// A right-padded batch for scoring: `inputs[t]` predicts `targets[t]`.
+#[derive(Debug, Clone)]
+pub struct Packed {
+    /// `(b, t)` input ids.
+    pub inputs: Tensor,
+    /// `(b, t)` target ids.
+    pub targets: Tensor,
+    /// Row-major `(b, t)`: true where the target is a response token.
+    pub mask: Vec<bool>,
+    /// Rows.
+    pub rows: usize,
+    /// Columns.
+    pub cols: usize,
+}
+
+/// Packs samples into shifted, right-padded input/target tensors with a response mask.
+pub fn pack(samples: &[&Sample], device: &Device) -> Result<Packed> {
+    let cols = samples
+        .iter()
+        .map(|s| s.prompt_ids.len() + s.response_ids.len() - 1)
+        .max()
+        .unwrap_or(0);
+    let rows = samples.len();
+    let (mut inputs, mut targets, mut mask) = (
+        vec![PAD_ID; rows * cols],
+        vec![PAD_ID; rows * cols],
+        vec![false; rows * cols],
+    );
+    for (r, s) in samples.iter().enumerate() {
+        let seq: Vec<u32> = s
+            .prompt_ids
+            .iter()
+            .chain(&s.response_ids)
+            .copied()
+            .collect();
+        let plen = s.prompt_ids.len();
+        for j in 0..seq.len() - 1 {
+            inputs[r * cols + j] = seq[j];
+            targets[r * cols + j] = seq[j + 1];
+            mask[r * cols + j] = j + 1 >= plen;
+        }
+    }
+    Ok(Packed {
+        inputs: Tensor::from_vec(inputs, (rows, cols), device)?,
+        targets: Tensor::from_vec(targets, (rows, cols), device)?,
+        mask,
+        rows,
+        cols,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::qwen2::tests::tiny_config;
+    use candle_core::DType;
+    use candle_nn::{VarBuilder, VarMap};
+    use rand::SeedableRng;
+
+    #[test]
+    fn sampling_is_seeded_and_bounded() {
+        let vm = VarMap::new();
+        let dev = Device::Cpu;
+        let model = Qwen2::new(
+            &tiny_config(9),
+            VarBuilder::from_varmap(&vm, DType::F32, &dev),
+        )
+        .unwrap();
+        let cfg = SamplingConfig {
+            temperature: 1.0,
+            max_new_tokens: 6,
+        };
+        let run = |seed| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            sample_group(&model, &[3, 4, 5], 4, &cfg, &dev, &mut rng).unwrap()
+        };
+        let a = run(7);
+        assert_eq!(a, run(7));
+        assert_eq!(a.len(), 4);
+        for s in &a {
+            assert!(!s.response_ids.is_empty() && s.response_ids.len() <= 6);
+            assert!(!s.response_ids[..s.response_ids.len() - 1].contains(&EOS_ID));
+        }
+    }
+
+    #[test]
+    fn pack_shifts_and_masks() {
+        let a = Sample {
+            prompt_ids: vec![10, 11],
+            response_ids: vec![12, EOS_ID],
+        };
+        let b = Sample {
+            prompt_ids: vec![10, 11],
+            response_ids: vec![13, 14, EOS_ID],
+        };
+        let p = pack(&[&a, &b], &Device::Cpu).unwrap();
+        assert_eq!((p.rows, p.cols), (2, 4));
+        assert_eq!(
+            p.inputs.to_vec2::<u32>().unwrap(),
+            vec![vec![10, 11, 12, 0], vec![10, 11, 13, 14]]
+        );
+        assert_eq!(
+            p.targets.to_vec2::<u32>().unwrap(),
+            vec![vec![11, 12, EOS_ID, 0], vec![11, 13, 14, EOS_ID]]
+        );
+        assert_eq!(
+            p.mask,
+            vec![false, true, true, false, false, true, true, true]
+        );
+    }
+}

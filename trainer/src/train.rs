@@ -1,0 +1,532 @@
+//! The training loop, top to bottom: format warm-up, then for each step sample G responses per
+//! prompt, grade them with the verifier over HTTP, compute group advantages, score the
+//! rollouts under π_old, take one optimizer step over micro-batches, and store every graded
+//! rollout and the step's metrics.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use indicatif::{ProgressBar, ProgressStyle};
+use protocol::MathItem;
+use protocol::client::{ClientError, VerifierClient};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::Serialize;
+use tokio::runtime::Handle;
+
+use crate::algo::{self, TokenBatch, WeightStats, advantage, logprob};
+use crate::config::TrainConfig;
+use crate::model::{Qwen2, init_weights};
+use crate::optim::{AdamW, AdamWConfig, GradAccumulator, Param};
+use crate::reward;
+use crate::rollout::{self, Packed, Sample};
+use crate::store::{RolloutRow, RunRecord, StepRecord, Store, StoreError};
+use crate::tokenizer::{CharTokenizer, EOS_ID, TokenizerError};
+
+/// Training failures.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Tensor math failed.
+    #[error("model: {0}")]
+    Model(#[from] candle_core::Error),
+    /// The verifier could not be reached or rejected a request.
+    #[error("verifier: {0}")]
+    Verifier(#[from] ClientError),
+    /// The rollout store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// Tokenizing failed.
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    /// The config does not fit the model or task.
+    #[error("config: {0}")]
+    Config(String),
+    /// Run directory I/O.
+    #[error("run directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Where a run reads and writes.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Directory for the run's files (the SQLite store by default).
+    pub run_dir: PathBuf,
+    /// `postgres://…` or `sqlite://…`; `None` means `sqlite://RUN_DIR/rollouts.sqlite`.
+    pub database_url: Option<String>,
+    /// Base URL of the verifier.
+    pub verifier_url: String,
+    /// Draw a progress bar and print a line per step.
+    pub progress: bool,
+}
+
+/// One step's metrics.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepMetrics {
+    /// Step (0-based).
+    pub step: usize,
+    /// Mean reward.
+    pub reward_mean: f64,
+    /// Fraction correct.
+    pub accuracy: f64,
+    /// Token-mean π_old entropy of the responses, nats.
+    pub entropy: f64,
+    /// Loss.
+    pub loss: f64,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Low/high clip fractions.
+    pub clip_frac_low: f64,
+    /// High-side clip fraction.
+    pub clip_frac_high: f64,
+    /// Mean response length, tokens.
+    pub response_len_mean: f64,
+    /// STEER weights over the step's tokens.
+    #[serde(skip)]
+    pub weights: WeightStats,
+    /// Predicted entropy change (sum, without −η/L).
+    pub predicted_entropy_change: f64,
+    /// Non-finite gradient: step skipped.
+    pub skipped: bool,
+    /// Seconds per phase.
+    pub timings: HashMap<&'static str, f64>,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// The run's id in the store.
+    pub run_id: String,
+    /// Per-step metrics.
+    pub history: Vec<StepMetrics>,
+    /// Rollout rows written.
+    pub rollouts_written: usize,
+    /// The store URL used.
+    pub database_url: String,
+}
+
+/// Runs training to completion. Blocking: call it from a thread where `rt.block_on` is
+/// allowed (e.g. inside `tokio::task::spawn_blocking`, or a plain thread).
+pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSummary, TrainError> {
+    let device = Device::Cpu;
+    let tok = CharTokenizer::new()?;
+    if tok.vocab_size() != cfg.model.vocab_size {
+        return Err(TrainError::Config(format!(
+            "model.vocab_size is {} but the tokenizer has {} tokens",
+            cfg.model.vocab_size,
+            tok.vocab_size()
+        )));
+    }
+    let varmap = VarMap::new();
+    let policy = Qwen2::new(
+        &cfg.model,
+        VarBuilder::from_varmap(&varmap, DType::F32, &device),
+    )?;
+    init_weights(&varmap, cfg.seed, cfg.init_std)?;
+    // Rollouts and π_old scoring use detached views that share storage with the Vars, so they
+    // see every update and build no autograd graph.
+    let frozen_view = detached_view(&varmap, cfg, &device)?;
+    let params = params_of(&varmap)?;
+    let mut rng = StdRng::seed_from_u64(cfg.seed);
+
+    std::fs::create_dir_all(&opts.run_dir)?;
+    let database_url = opts.database_url.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}",
+            opts.run_dir.join("rollouts.sqlite").display()
+        )
+    });
+    let store = rt.block_on(Store::connect(&database_url))?;
+    let client = VerifierClient::new(&opts.verifier_url)?;
+    let run_id = new_run_id(cfg.algo.method.as_str());
+    let config_json = serde_json::to_value(cfg).map_err(|e| TrainError::Config(e.to_string()))?;
+    rt.block_on(store.create_run(&RunRecord {
+        run_id: run_id.clone(),
+        method: cfg.algo.method.as_str().to_string(),
+        model: format!(
+            "qwen2-random-init (layers {}, hidden {}, vocab {})",
+            cfg.model.num_hidden_layers, cfg.model.hidden_size, cfg.model.vocab_size
+        ),
+        config: config_json,
+        git_rev: option_env!("TRAINER_GIT_REV").map(str::to_string),
+    }))?;
+
+    let bar = progress_bar(opts.progress, cfg.steps);
+    let say = |line: String| {
+        if opts.progress {
+            bar.suspend(|| println!("{line}"));
+        }
+    };
+    say(format!(
+        "run {run_id}: {} steps of {}, store {database_url}",
+        cfg.steps,
+        cfg.algo.method.as_str()
+    ));
+    if cfg.warmup.steps > 0 {
+        let nll = format_warmup(cfg, &policy, &params, &tok, &device, &mut rng)?;
+        say(format!(
+            "format warm-up: {} steps, final NLL {nll:.3}",
+            cfg.warmup.steps
+        ));
+    }
+
+    let mut opt = AdamW::new(params, cfg.optim)?;
+    let mut history = Vec::with_capacity(cfg.steps);
+    let mut rollouts_written = 0usize;
+    for step in 0..cfg.steps {
+        let mut timings = HashMap::new();
+        let t = Instant::now();
+
+        // 1. Sample G responses for each prompt.
+        let problems = cfg.task.sample(&mut rng, cfg.rollout.prompts_per_step);
+        let g = cfg.rollout.group_size;
+        let mut samples: Vec<Sample> = Vec::with_capacity(problems.len() * g);
+        for p in &problems {
+            let ids = tok.encode(&p.prompt)?;
+            samples.extend(rollout::sample_group(
+                &frozen_view,
+                &ids,
+                g,
+                &cfg.rollout.sampling,
+                &device,
+                &mut rng,
+            )?);
+        }
+        let texts = samples
+            .iter()
+            .map(|s| tok.decode(&s.response_ids))
+            .collect::<Result<Vec<_>, _>>()?;
+        timings.insert("generate", t.elapsed().as_secs_f64());
+
+        // 2. Grade them with the verifier.
+        let t = Instant::now();
+        let items: Vec<MathItem> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| MathItem {
+                id: Some(format!("{}#{}", problems[i / g].id, i % g)),
+                response: text.clone(),
+                ground_truth: problems[i / g].answer.clone(),
+                options: None,
+            })
+            .collect();
+        let results = rt.block_on(reward::grade(&client, items))?;
+        let rewards: Vec<f32> = results.iter().map(|r| r.reward as f32).collect();
+        let adv = advantage::grpo(&rewards, g, cfg.algo.norm_adv_by_std);
+        timings.insert("reward", t.elapsed().as_secs_f64());
+
+        // 3. Score under π_old (before any update), per micro-batch.
+        let t = Instant::now();
+        let order: Vec<usize> = (0..samples.len()).collect();
+        let mut micro = Vec::new();
+        let mut row_entropy = vec![0f64; samples.len()];
+        let (mut ent_sum, mut ent_tokens) = (0f64, 0usize);
+        for chunk in order.chunks(cfg.algo.micro_batch_size) {
+            let refs: Vec<&Sample> = chunk.iter().map(|&i| &samples[i]).collect();
+            let packed = rollout::pack(&refs, &device)?;
+            let logits = frozen_view.forward(&packed.inputs)?;
+            let (old_logp, entropy) = logprob::logprobs_and_entropy(
+                &logits,
+                &packed.targets,
+                cfg.rollout.sampling.temperature,
+            )?;
+            let entropy_host = entropy.flatten_all()?.to_vec1::<f32>()?;
+            for (r, &i) in chunk.iter().enumerate() {
+                let cells = r * packed.cols..(r + 1) * packed.cols;
+                let (s, n) = cells
+                    .filter(|&c| packed.mask[c])
+                    .fold((0f64, 0usize), |(s, n), c| {
+                        (s + f64::from(entropy_host[c]), n + 1)
+                    });
+                row_entropy[i] = if n > 0 { s / n as f64 } else { 0.0 };
+                ent_sum += s;
+                ent_tokens += n;
+            }
+            let batch = token_batch(
+                &packed,
+                old_logp,
+                entropy_host,
+                chunk.iter().map(|&i| adv[i]),
+                &device,
+            )?;
+            micro.push((packed, batch));
+        }
+        timings.insert("score_old", t.elapsed().as_secs_f64());
+
+        // 4. One optimizer step: mean over micro-batches of their token-mean losses.
+        let t = Instant::now();
+        let mut acc = GradAccumulator::new(opt.params().len());
+        let (mut loss_sum, mut clip_low, mut clip_high, mut predicted) = (0f64, 0f64, 0f64, 0f64);
+        let mut weights = WeightStats::default();
+        let n_micro = micro.len() as f64;
+        for (packed, batch) in &micro {
+            let logits = policy.forward(&packed.inputs)?;
+            let logp =
+                logprob::logprobs(&logits, &packed.targets, cfg.rollout.sampling.temperature)?;
+            let (loss, stats) = algo::micro_batch_loss(
+                cfg.algo.method,
+                &cfg.algo.clip,
+                &cfg.algo.steer,
+                cfg.algo.loss_agg,
+                &logp,
+                batch,
+            )?;
+            let scaled = (loss / n_micro)?;
+            loss_sum += f64::from(scaled.to_scalar::<f32>()?);
+            acc.add(opt.params(), &scaled.backward()?)?;
+            clip_low += stats.clip_frac_low / n_micro;
+            clip_high += stats.clip_frac_high / n_micro;
+            predicted += stats.predicted_entropy_change;
+            weights = weights.merge(stats.weights);
+        }
+        let outcome = opt.step(&acc.into_grads(), cfg.optim.lr)?;
+        timings.insert("train", t.elapsed().as_secs_f64());
+
+        // 5. Record.
+        let t = Instant::now();
+        let rows: Vec<RolloutRow> = samples
+            .iter()
+            .zip(&results)
+            .enumerate()
+            .map(|(i, (s, r))| RolloutRow {
+                run_id: run_id.clone(),
+                step: step as i32,
+                prompt_id: problems[i / g].id.clone(),
+                sample_idx: (i % g) as i32,
+                prompt: problems[i / g].prompt.clone(),
+                response: texts[i].clone(),
+                ground_truth: problems[i / g].answer.clone(),
+                num_tokens: s.response_ids.len() as i32,
+                finished: s.response_ids.last() == Some(&EOS_ID),
+                reward: r.reward,
+                verdict: r.verdict.as_str().to_string(),
+                extracted: r.extracted.clone(),
+                verifier_result: serde_json::to_value(r).unwrap_or(serde_json::Value::Null),
+                advantage: f64::from(adv[i]),
+                mean_entropy: row_entropy[i],
+            })
+            .collect();
+        rt.block_on(store.insert_rollouts(&rows))?;
+        rollouts_written += rows.len();
+        let n = samples.len() as f64;
+        let metrics = StepMetrics {
+            step,
+            reward_mean: rewards.iter().map(|&r| f64::from(r)).sum::<f64>() / n,
+            accuracy: results.iter().filter(|r| r.correct).count() as f64 / n,
+            entropy: ent_sum / ent_tokens.max(1) as f64,
+            loss: loss_sum,
+            grad_norm: outcome.grad_norm,
+            clip_frac_low: clip_low,
+            clip_frac_high: clip_high,
+            response_len_mean: samples
+                .iter()
+                .map(|s| s.response_ids.len() as f64)
+                .sum::<f64>()
+                / n,
+            weights,
+            predicted_entropy_change: predicted,
+            skipped: outcome.skipped,
+            timings,
+        };
+        rt.block_on(store.insert_step(&step_record(&run_id, &metrics)))?;
+        let mut metrics = metrics;
+        metrics.timings.insert("store", t.elapsed().as_secs_f64());
+        say(step_line(&metrics, cfg.steps));
+        bar.inc(1);
+        history.push(metrics);
+    }
+    bar.finish_and_clear();
+    rt.block_on(store.finish_run(&run_id))?;
+    rt.block_on(store.close());
+    Ok(RunSummary {
+        run_id,
+        history,
+        rollouts_written,
+        database_url,
+    })
+}
+
+/// Supervised warm-up on format-only examples; returns the last step's mean NLL.
+fn format_warmup(
+    cfg: &TrainConfig,
+    policy: &Qwen2,
+    params: &[Param],
+    tok: &CharTokenizer,
+    device: &Device,
+    rng: &mut StdRng,
+) -> Result<f64, TrainError> {
+    let mut opt = AdamW::new(
+        params.to_vec(),
+        AdamWConfig {
+            lr: cfg.warmup.lr,
+            ..cfg.optim
+        },
+    )?;
+    let mut last = f64::NAN;
+    for _ in 0..cfg.warmup.steps {
+        let examples = (0..cfg.warmup.batch_size)
+            .map(|_| {
+                let (prompt, response) = cfg.task.format_example(rng);
+                let mut response_ids = tok.encode(&response)?;
+                response_ids.push(EOS_ID);
+                Ok(Sample {
+                    prompt_ids: tok.encode(&prompt)?,
+                    response_ids,
+                })
+            })
+            .collect::<Result<Vec<_>, TokenizerError>>()?;
+        let packed = rollout::pack(&examples.iter().collect::<Vec<_>>(), device)?;
+        let logp = logprob::logprobs(&policy.forward(&packed.inputs)?, &packed.targets, 1.0)?;
+        let mask = mask_tensor(&packed, device)?;
+        let nll = algo::LossAgg::TokenMean.aggregate(&logp.neg()?, &mask)?;
+        last = f64::from(nll.to_scalar::<f32>()?);
+        let mut acc = GradAccumulator::new(opt.params().len());
+        acc.add(opt.params(), &nll.backward()?)?;
+        opt.step(&acc.into_grads(), cfg.warmup.lr)?;
+    }
+    Ok(last)
+}
+
+fn mask_tensor(packed: &Packed, device: &Device) -> candle_core::Result<Tensor> {
+    let m: Vec<f32> = packed
+        .mask
+        .iter()
+        .map(|&b| f32::from(u8::from(b)))
+        .collect();
+    Tensor::from_vec(m, (packed.rows, packed.cols), device)
+}
+
+/// Builds the per-token inputs of one micro-batch; `adv` gives one advantage per row.
+fn token_batch(
+    packed: &Packed,
+    old_logp: Tensor,
+    entropy_old_host: Vec<f32>,
+    adv: impl Iterator<Item = f32>,
+    device: &Device,
+) -> candle_core::Result<TokenBatch> {
+    let row_adv: Vec<f32> = adv.collect();
+    let adv_host: Vec<f32> = (0..packed.rows * packed.cols)
+        .map(|c| {
+            if packed.mask[c] {
+                row_adv[c / packed.cols]
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Ok(TokenBatch {
+        old_logp_host: old_logp.flatten_all()?.to_vec1::<f32>()?,
+        old_logp,
+        adv: Tensor::from_vec(adv_host.clone(), (packed.rows, packed.cols), device)?,
+        mask: mask_tensor(packed, device)?,
+        adv_host,
+        entropy_old_host,
+        mask_host: packed.mask.clone(),
+    })
+}
+
+/// A model over detached views of the VarMap's tensors (shared storage, no graph).
+fn detached_view(
+    varmap: &VarMap,
+    cfg: &TrainConfig,
+    device: &Device,
+) -> candle_core::Result<Qwen2> {
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| candle_core::Error::msg("varmap lock poisoned"))?;
+    let tensors: HashMap<String, Tensor> = data
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+        .collect();
+    drop(data);
+    Qwen2::new(
+        &cfg.model,
+        VarBuilder::from_tensors(tensors, DType::F32, device),
+    )
+}
+
+/// Trainable parameters; weight decay on matrices only.
+fn params_of(varmap: &VarMap) -> candle_core::Result<Vec<Param>> {
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| candle_core::Error::msg("varmap lock poisoned"))?;
+    Ok(data
+        .iter()
+        .map(|(name, var)| Param {
+            name: name.clone(),
+            var: var.clone(),
+            decay: var.rank() >= 2,
+        })
+        .collect())
+}
+
+fn new_run_id(method: &str) -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let suffix: u32 = rand::random();
+    format!("{method}-{ms}-{suffix:08x}")
+}
+
+fn step_record(run_id: &str, m: &StepMetrics) -> StepRecord {
+    StepRecord {
+        run_id: run_id.to_string(),
+        step: m.step as i32,
+        reward_mean: m.reward_mean,
+        accuracy: m.accuracy,
+        entropy: m.entropy,
+        loss: m.loss,
+        grad_norm: m.grad_norm,
+        clip_frac_low: m.clip_frac_low,
+        clip_frac_high: m.clip_frac_high,
+        response_len_mean: m.response_len_mean,
+        steer_w_mean: m.weights.mean,
+        steer_w_min: m.weights.min,
+        steer_w_max: m.weights.max,
+        steer_w_frac_below_099: m.weights.frac_below_099,
+        predicted_entropy_change: m.predicted_entropy_change,
+        skipped: m.skipped,
+        timings: serde_json::to_value(&m.timings).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+fn step_line(m: &StepMetrics, total: usize) -> String {
+    format!(
+        "step {:>3}/{total}  reward {:.3}  acc {:.3}  entropy {:.4}  loss {:+.4}  |g| {:.3}  w {:.3} [{:.3}, {:.3}]  clip {:.3}/{:.3}  len {:.1}{}",
+        m.step + 1,
+        m.reward_mean,
+        m.accuracy,
+        m.entropy,
+        m.loss,
+        m.grad_norm,
+        m.weights.mean,
+        m.weights.min,
+        m.weights.max,
+        m.clip_frac_low,
+        m.clip_frac_high,
+        m.response_len_mean,
+        if m.skipped {
+            "  (skipped: non-finite gradient)"
+        } else {
+            ""
+        }
+    )
+}
+
+fn progress_bar(enabled: bool, steps: usize) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(steps as u64);
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} steps  {elapsed} elapsed, eta {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
