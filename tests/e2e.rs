@@ -11,5 +11,11 @@ mod verifier_http;
 /// The rollout store on Postgres and SQLite.
 mod rollout_store;
 
+/// The journaled, batched store writer: upserts, outages, replays; the schema mirror.
+mod store_writer;
+
+/// `trainer audit` queries over both backends.
+mod audit;
+
 /// The training loop end to end: model, verifier over HTTP, GRPO/STEER update, store.
 mod train_smoke;

@@ -2,7 +2,7 @@ use trainer::algo::Method;
 use trainer::config::TrainConfig;
 use trainer::reward::spawn_embedded_verifier;
 use trainer::store::Store;
-use trainer::train::{self, RunOptions};
+use trainer::train::{self, RunOptions, StoreTarget};
 
 use crate::support::FreshDb;
 
@@ -31,8 +31,9 @@ async fn steer_run_writes_every_rollout_to_postgres() {
     let run_dir = std::env::temp_dir().join(format!("e2e-train-pg-{}", std::process::id()));
     let opts = RunOptions {
         run_dir: run_dir.clone(),
-        database_url: Some(db.url.clone()),
+        store: StoreTarget::Url(db.url.clone()),
         verifier_url: verifier.url.clone(),
+        resume: false,
         progress: false,
     };
     let summary = run_blocking(cfg.clone(), opts).await;
@@ -79,8 +80,9 @@ async fn grpo_run_defaults_to_sqlite_in_the_run_dir() {
     let _ = std::fs::remove_dir_all(&run_dir);
     let opts = RunOptions {
         run_dir: run_dir.clone(),
-        database_url: None,
+        store: StoreTarget::RunDirSqlite,
         verifier_url: verifier.url.clone(),
+        resume: false,
         progress: false,
     };
     let summary = run_blocking(cfg.clone(), opts).await;
@@ -112,8 +114,9 @@ async fn unreachable_verifier_is_a_clear_error() {
     let run_dir = std::env::temp_dir().join(format!("e2e-train-down-{}", std::process::id()));
     let opts = RunOptions {
         run_dir: run_dir.clone(),
-        database_url: None,
+        store: StoreTarget::RunDirSqlite,
         verifier_url: format!("http://127.0.0.1:{port}"),
+        resume: false,
         progress: false,
     };
     let handle = tokio::runtime::Handle::current();
@@ -123,4 +126,68 @@ async fn unreachable_verifier_is_a_clear_error() {
         .unwrap_err();
     assert!(err.to_string().contains("unreachable"), "{err}");
     std::fs::remove_dir_all(&run_dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumed_run_repeats_the_uninterrupted_run_exactly() {
+    let verifier = spawn_embedded_verifier().await.unwrap();
+    let mut cfg = small_config(Method::Steer);
+    cfg.steps = 4;
+    let base = std::env::temp_dir().join(format!("e2e-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let opts = |dir: &str, resume: bool| RunOptions {
+        run_dir: base.join(dir),
+        store: StoreTarget::RunDirSqlite,
+        verifier_url: verifier.url.clone(),
+        resume,
+        progress: false,
+    };
+    let full = run_blocking(cfg.clone(), opts("full", false)).await;
+    let mut first_half = cfg.clone();
+    first_half.steps = 2;
+    let part = run_blocking(first_half, opts("split", false)).await;
+    let rest = run_blocking(cfg.clone(), opts("split", true)).await;
+    assert_eq!(part.run_id, rest.run_id, "resume continues the same run");
+    assert_eq!(
+        rest.history.iter().map(|m| m.step).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    for (a, b) in full.history[2..].iter().zip(&rest.history) {
+        assert_eq!(
+            (
+                a.reward_mean,
+                a.loss,
+                a.entropy,
+                a.grad_norm,
+                a.weights.mean
+            ),
+            (
+                b.reward_mean,
+                b.loss,
+                b.entropy,
+                b.grad_norm,
+                b.weights.mean
+            ),
+            "step {}",
+            a.step
+        );
+    }
+    let store = Store::connect(&rest.database_url).await.unwrap();
+    let expected = cfg.steps * cfg.rollout.prompts_per_step * cfg.rollout.group_size;
+    assert_eq!(
+        store.count_rollouts(&rest.run_id).await.unwrap(),
+        expected as i64
+    );
+    store.close().await;
+    // A config change other than `steps` is refused.
+    let mut other = cfg.clone();
+    other.optim.lr *= 2.0;
+    let handle = tokio::runtime::Handle::current();
+    let o = opts("split", true);
+    let err = tokio::task::spawn_blocking(move || train::run(&other, &o, &handle))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(err.to_string().contains("different config"), "{err}");
+    std::fs::remove_dir_all(&base).ok();
 }

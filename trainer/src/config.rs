@@ -23,6 +23,8 @@ pub struct TrainConfig {
     pub steps: usize,
     /// Std of the normal weight init (HF `initializer_range`).
     pub init_std: f64,
+    /// Save a checkpoint (weights, optimizer, next step) every this many steps, and at the end.
+    pub checkpoint_every: usize,
     /// Architecture.
     pub model: ModelConfig,
     /// The task.
@@ -112,6 +114,9 @@ impl TrainConfig {
         self.model.validate().map_err(ConfigError::Invalid)?;
         if self.rollout.group_size < 2 {
             return bad("rollout.group_size must be at least 2");
+        }
+        if self.checkpoint_every == 0 {
+            return bad("checkpoint_every must be positive");
         }
         if self.rollout.prompts_per_step == 0 || self.algo.micro_batch_size == 0 {
             return bad("rollout.prompts_per_step and algo.micro_batch_size must be positive");

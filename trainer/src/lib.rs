@@ -4,6 +4,8 @@
 //! Read [`train`] first: it is the loop, top to bottom.
 
 pub mod algo;
+pub mod audit;
+pub mod checkpoint;
 pub mod config;
 pub mod model;
 pub mod optim;

@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use trainer::algo::Method;
+use trainer::audit::{self, AuditCommand};
 use trainer::config::TrainConfig;
 use trainer::reward::spawn_embedded_verifier;
-use trainer::train::{self, RunOptions};
+use trainer::store::Store;
+use trainer::train::{self, RunOptions, StoreTarget};
 
 /// GRPO/STEER trainer with verifiable rewards.
 #[derive(Debug, Parser)]
@@ -40,6 +42,25 @@ enum Command {
         /// Verifier base URL; without it a verifier is started in-process on loopback.
         #[arg(long, env = "TRAINER_VERIFIER_URL")]
         verifier_url: Option<String>,
+        /// Continue the run checkpointed in the run directory (same run id, next step); rows
+        /// the interrupted process journaled but did not store are written first.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Question the rollout store: what was the model rewarded for?
+    Audit {
+        /// `postgres://…` or `sqlite://PATH`.
+        #[arg(
+            long,
+            env = "TRAINER_DATABASE_URL",
+            default_value = "sqlite://runs/demo/rollouts.sqlite"
+        )]
+        database_url: String,
+        /// JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: AuditCommand,
     },
 }
 
@@ -59,6 +80,7 @@ fn main() -> Result<()> {
             run_dir,
             database_url,
             verifier_url,
+            resume,
         } => {
             let mut cfg = TrainConfig::demo();
             if let Some(s) = steps {
@@ -81,10 +103,12 @@ fn main() -> Result<()> {
                     (v.url.clone(), Some(v))
                 }
             };
+            let store = database_url.map_or(StoreTarget::RunDirSqlite, StoreTarget::Url);
             let opts = RunOptions {
                 run_dir,
-                database_url,
+                store,
                 verifier_url,
+                resume,
                 progress: true,
             };
             let handle = rt.handle().clone();
@@ -98,6 +122,22 @@ fn main() -> Result<()> {
                 summary.run_id, summary.rollouts_written, summary.database_url
             );
             Ok(())
+        }
+        Command::Audit {
+            database_url,
+            json,
+            command,
+        } => {
+            let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+            rt.block_on(async {
+                let store = Store::connect(&database_url)
+                    .await
+                    .with_context(|| format!("opening {database_url}"))?;
+                let stdout = std::io::stdout();
+                let result = audit::run(&store, &command, json, &mut stdout.lock()).await;
+                store.close().await;
+                Ok(result?)
+            })
         }
     }
 }

@@ -50,6 +50,15 @@ pub struct Param {
     pub decay: bool,
 }
 
+/// Step counters saved with the moments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OptimCounters {
+    /// Updates applied (drives bias correction).
+    pub steps_taken: u64,
+    /// Updates skipped for a non-finite gradient norm.
+    pub steps_skipped: u64,
+}
+
 /// What one [`AdamW::step`] did.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepOutcome {
@@ -95,6 +104,49 @@ impl AdamW {
     /// Steps skipped so far for a non-finite gradient norm.
     pub fn steps_skipped(&self) -> u64 {
         self.steps_skipped
+    }
+
+    /// The optimizer state: `m.<name>`/`v.<name>` moments and the step counters.
+    pub fn state(&self) -> (std::collections::HashMap<String, Tensor>, OptimCounters) {
+        let mut tensors = std::collections::HashMap::new();
+        for ((p, m), v) in self.params.iter().zip(&self.m).zip(&self.v) {
+            tensors.insert(format!("m.{}", p.name), m.clone());
+            tensors.insert(format!("v.{}", p.name), v.clone());
+        }
+        (
+            tensors,
+            OptimCounters {
+                steps_taken: self.steps_taken,
+                steps_skipped: self.steps_skipped,
+            },
+        )
+    }
+
+    /// Restores a state saved by [`Self::state`]; every moment must be present with its shape.
+    pub fn load_state(
+        &mut self,
+        tensors: &std::collections::HashMap<String, Tensor>,
+        counters: OptimCounters,
+    ) -> Result<()> {
+        for (i, p) in self.params.iter().enumerate() {
+            for (slot, prefix) in [(&mut self.m[i], "m"), (&mut self.v[i], "v")] {
+                let key = format!("{prefix}.{}", p.name);
+                let t = tensors.get(&key).ok_or_else(|| {
+                    candle_core::Error::msg(format!("optimizer state lacks {key}"))
+                })?;
+                if t.shape() != p.var.shape() {
+                    candle_core::bail!(
+                        "optimizer state {key} has shape {:?}, parameter has {:?}",
+                        t.shape(),
+                        p.var.shape()
+                    );
+                }
+                *slot = t.to_dtype(DType::F32)?.to_device(p.var.device())?;
+            }
+        }
+        self.steps_taken = counters.steps_taken;
+        self.steps_skipped = counters.steps_skipped;
+        Ok(())
     }
 
     /// Applies one update with learning rate `lr` from gradients aligned with [`Self::params`]

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
@@ -18,12 +18,16 @@ use serde::Serialize;
 use tokio::runtime::Handle;
 
 use crate::algo::{self, TokenBatch, WeightStats, advantage, logprob};
+use crate::checkpoint::{self, CheckpointError, CheckpointState};
 use crate::config::TrainConfig;
 use crate::model::{Qwen2, init_weights};
 use crate::optim::{AdamW, AdamWConfig, GradAccumulator, Param};
 use crate::reward;
 use crate::rollout::{self, Packed, Sample};
-use crate::store::{RolloutRow, RunRecord, StepRecord, Store, StoreError};
+use crate::store::{
+    JournalRecord, RolloutRow, RunRecord, StepRecord, Store, StoreError, StoreWriter, WriterConfig,
+    WriterError,
+};
 use crate::tokenizer::{CharTokenizer, EOS_ID, TokenizerError};
 
 /// Training failures.
@@ -38,6 +42,12 @@ pub enum TrainError {
     /// The rollout store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The store writer failed, or could not drain before the end of the run.
+    #[error("store writer: {0}")]
+    Writer(#[from] WriterError),
+    /// Saving or loading a checkpoint failed.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
     /// Tokenizing failed.
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
@@ -49,15 +59,29 @@ pub enum TrainError {
     Io(#[from] std::io::Error),
 }
 
+/// Where rollouts go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreTarget {
+    /// `sqlite://RUN_DIR/rollouts.sqlite`.
+    RunDirSqlite,
+    /// A `postgres://…` or `sqlite://…` URL.
+    Url(String),
+    /// No store (benchmarks only: nothing is recorded).
+    Disabled,
+}
+
 /// Where a run reads and writes.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Directory for the run's files (the SQLite store by default).
+    /// Directory for the run's files: checkpoint, store journal, the SQLite store by default.
     pub run_dir: PathBuf,
-    /// `postgres://…` or `sqlite://…`; `None` means `sqlite://RUN_DIR/rollouts.sqlite`.
-    pub database_url: Option<String>,
+    /// Where graded rollouts and step metrics go.
+    pub store: StoreTarget,
     /// Base URL of the verifier.
     pub verifier_url: String,
+    /// Continue the run checkpointed in `run_dir` (same run id, next step) instead of starting
+    /// a new one.
+    pub resume: bool,
     /// Draw a progress bar and print a line per step.
     pub progress: bool,
 }
@@ -107,6 +131,10 @@ pub struct RunSummary {
     pub database_url: String,
 }
 
+/// How long the end of a run waits for the store to drain before leaving the rest in the
+/// journal for the next start.
+pub const STORE_DRAIN_DEADLINE: Duration = Duration::from_secs(120);
+
 /// Runs training to completion. Blocking: call it from a thread where `rt.block_on` is
 /// allowed (e.g. inside `tokio::task::spawn_blocking`, or a plain thread).
 pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSummary, TrainError> {
@@ -119,7 +147,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
             tok.vocab_size()
         )));
     }
-    let varmap = VarMap::new();
+    let mut varmap = VarMap::new();
     let policy = Qwen2::new(
         &cfg.model,
         VarBuilder::from_varmap(&varmap, DType::F32, &device),
@@ -129,42 +157,84 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
     // see every update and build no autograd graph.
     let frozen_view = detached_view(&varmap, cfg, &device)?;
     let params = params_of(&varmap)?;
-    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let mut opt = AdamW::new(params.clone(), cfg.optim)?;
+    let config_json = serde_json::to_value(cfg).map_err(|e| TrainError::Config(e.to_string()))?;
 
     std::fs::create_dir_all(&opts.run_dir)?;
-    let database_url = opts.database_url.clone().unwrap_or_else(|| {
-        format!(
-            "sqlite://{}",
-            opts.run_dir.join("rollouts.sqlite").display()
-        )
-    });
-    let store = rt.block_on(Store::connect(&database_url))?;
-    let client = VerifierClient::new(&opts.verifier_url)?;
-    let run_id = new_run_id(cfg.algo.method.as_str());
-    let config_json = serde_json::to_value(cfg).map_err(|e| TrainError::Config(e.to_string()))?;
-    rt.block_on(store.create_run(&RunRecord {
-        run_id: run_id.clone(),
-        method: cfg.algo.method.as_str().to_string(),
-        model: format!(
-            "qwen2-random-init (layers {}, hidden {}, vocab {})",
-            cfg.model.num_hidden_layers, cfg.model.hidden_size, cfg.model.vocab_size
-        ),
-        config: config_json,
-        git_rev: option_env!("TRAINER_GIT_REV").map(str::to_string),
-    }))?;
+    let resumed = if opts.resume {
+        let state = checkpoint::load(&opts.run_dir, &mut varmap, &mut opt, &device)?;
+        if without_steps(&state.config) != without_steps(&config_json) {
+            return Err(TrainError::Config(
+                "--resume with a different config than the checkpoint's (only `steps` may change)"
+                    .into(),
+            ));
+        }
+        Some(state)
+    } else {
+        None
+    };
+    let run_id = resumed.as_ref().map_or_else(
+        || new_run_id(cfg.algo.method.as_str()),
+        |s| s.run_id.clone(),
+    );
+    let first_step = resumed.as_ref().map_or(0, |s| s.next_step);
 
-    let bar = progress_bar(opts.progress, cfg.steps);
+    let (store, database_url) = match &opts.store {
+        StoreTarget::Disabled => (None, "none".to_string()),
+        target => {
+            let url = match target {
+                StoreTarget::Url(u) => u.clone(),
+                _ => format!(
+                    "sqlite://{}",
+                    opts.run_dir.join("rollouts.sqlite").display()
+                ),
+            };
+            (Some(rt.block_on(Store::connect(&url))?), url)
+        }
+    };
+    let writer = match &store {
+        Some(store) => {
+            rt.block_on(store.create_run(&RunRecord {
+                run_id: run_id.clone(),
+                method: cfg.algo.method.as_str().to_string(),
+                model: format!(
+                    "qwen2-random-init (layers {}, hidden {}, vocab {})",
+                    cfg.model.num_hidden_layers, cfg.model.hidden_size, cfg.model.vocab_size
+                ),
+                config: config_json.clone(),
+                git_rev: option_env!("TRAINER_GIT_REV").map(str::to_string),
+            }))?;
+            let _guard = rt.enter();
+            Some(StoreWriter::start(
+                store.clone(),
+                &opts.run_dir.join(JOURNAL_FILE),
+                WriterConfig::default(),
+            )?)
+        }
+        None => None,
+    };
+    let client = VerifierClient::new(&opts.verifier_url)?;
+
+    let bar = progress_bar(opts.progress, cfg.steps.saturating_sub(first_step));
     let say = |line: String| {
         if opts.progress {
             bar.suspend(|| println!("{line}"));
         }
     };
-    say(format!(
-        "run {run_id}: {} steps of {}, store {database_url}",
-        cfg.steps,
-        cfg.algo.method.as_str()
-    ));
-    if cfg.warmup.steps > 0 {
+    match &resumed {
+        Some(_) => say(format!(
+            "run {run_id}: resuming at step {} of {}, store {database_url}",
+            first_step + 1,
+            cfg.steps
+        )),
+        None => say(format!(
+            "run {run_id}: {} steps of {}, store {database_url}",
+            cfg.steps,
+            cfg.algo.method.as_str()
+        )),
+    }
+    if resumed.is_none() && cfg.warmup.steps > 0 {
+        let mut rng = StdRng::seed_from_u64(cfg.seed);
         let nll = format_warmup(cfg, &policy, &params, &tok, &device, &mut rng)?;
         say(format!(
             "format warm-up: {} steps, final NLL {nll:.3}",
@@ -172,180 +242,261 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
         ));
     }
 
-    let mut opt = AdamW::new(params, cfg.optim)?;
-    let mut history = Vec::with_capacity(cfg.steps);
+    let ctx = StepContext {
+        cfg,
+        policy: &policy,
+        frozen_view: &frozen_view,
+        tok: &tok,
+        device: &device,
+        client: &client,
+        rt,
+    };
+    let mut history = Vec::with_capacity(cfg.steps.saturating_sub(first_step));
     let mut rollouts_written = 0usize;
-    for step in 0..cfg.steps {
-        let mut timings = HashMap::new();
+    for step in first_step..cfg.steps {
+        let (rows, mut metrics) = rl_step(&ctx, &mut opt, &run_id, step)?;
         let t = Instant::now();
-
-        // 1. Sample G responses for each prompt.
-        let problems = cfg.task.sample(&mut rng, cfg.rollout.prompts_per_step);
-        let g = cfg.rollout.group_size;
-        let mut samples: Vec<Sample> = Vec::with_capacity(problems.len() * g);
-        for p in &problems {
-            let ids = tok.encode(&p.prompt)?;
-            samples.extend(rollout::sample_group(
-                &frozen_view,
-                &ids,
-                g,
-                &cfg.rollout.sampling,
-                &device,
-                &mut rng,
-            )?);
+        if let Some(w) = &writer {
+            // Journaled before the checkpoint below: a kill after it can never lose these rows.
+            let mut records: Vec<JournalRecord> =
+                rows.into_iter().map(JournalRecord::Rollout).collect();
+            rollouts_written += records.len();
+            records.push(JournalRecord::Step(step_record(&run_id, &metrics)));
+            w.send(&records)?;
         }
-        let texts = samples
-            .iter()
-            .map(|s| tok.decode(&s.response_ids))
-            .collect::<Result<Vec<_>, _>>()?;
-        timings.insert("generate", t.elapsed().as_secs_f64());
-
-        // 2. Grade them with the verifier.
-        let t = Instant::now();
-        let items: Vec<MathItem> = texts
-            .iter()
-            .enumerate()
-            .map(|(i, text)| MathItem {
-                id: Some(format!("{}#{}", problems[i / g].id, i % g)),
-                response: text.clone(),
-                ground_truth: problems[i / g].answer.clone(),
-                options: None,
-            })
-            .collect();
-        let results = rt.block_on(reward::grade(&client, items))?;
-        let rewards: Vec<f32> = results.iter().map(|r| r.reward as f32).collect();
-        let adv = advantage::grpo(&rewards, g, cfg.algo.norm_adv_by_std);
-        timings.insert("reward", t.elapsed().as_secs_f64());
-
-        // 3. Score under π_old (before any update), per micro-batch.
-        let t = Instant::now();
-        let order: Vec<usize> = (0..samples.len()).collect();
-        let mut micro = Vec::new();
-        let mut row_entropy = vec![0f64; samples.len()];
-        let (mut ent_sum, mut ent_tokens) = (0f64, 0usize);
-        for chunk in order.chunks(cfg.algo.micro_batch_size) {
-            let refs: Vec<&Sample> = chunk.iter().map(|&i| &samples[i]).collect();
-            let packed = rollout::pack(&refs, &device)?;
-            let logits = frozen_view.forward(&packed.inputs)?;
-            let (old_logp, entropy) = logprob::logprobs_and_entropy(
-                &logits,
-                &packed.targets,
-                cfg.rollout.sampling.temperature,
-            )?;
-            let entropy_host = entropy.flatten_all()?.to_vec1::<f32>()?;
-            for (r, &i) in chunk.iter().enumerate() {
-                let cells = r * packed.cols..(r + 1) * packed.cols;
-                let (s, n) = cells
-                    .filter(|&c| packed.mask[c])
-                    .fold((0f64, 0usize), |(s, n), c| {
-                        (s + f64::from(entropy_host[c]), n + 1)
-                    });
-                row_entropy[i] = if n > 0 { s / n as f64 } else { 0.0 };
-                ent_sum += s;
-                ent_tokens += n;
-            }
-            let batch = token_batch(
-                &packed,
-                old_logp,
-                entropy_host,
-                chunk.iter().map(|&i| adv[i]),
-                &device,
-            )?;
-            micro.push((packed, batch));
-        }
-        timings.insert("score_old", t.elapsed().as_secs_f64());
-
-        // 4. One optimizer step: mean over micro-batches of their token-mean losses.
-        let t = Instant::now();
-        let mut acc = GradAccumulator::new(opt.params().len());
-        let (mut loss_sum, mut clip_low, mut clip_high, mut predicted) = (0f64, 0f64, 0f64, 0f64);
-        let mut weights = WeightStats::default();
-        let n_micro = micro.len() as f64;
-        for (packed, batch) in &micro {
-            let logits = policy.forward(&packed.inputs)?;
-            let logp =
-                logprob::logprobs(&logits, &packed.targets, cfg.rollout.sampling.temperature)?;
-            let (loss, stats) = algo::micro_batch_loss(
-                cfg.algo.method,
-                &cfg.algo.clip,
-                &cfg.algo.steer,
-                cfg.algo.loss_agg,
-                &logp,
-                batch,
-            )?;
-            let scaled = (loss / n_micro)?;
-            loss_sum += f64::from(scaled.to_scalar::<f32>()?);
-            acc.add(opt.params(), &scaled.backward()?)?;
-            clip_low += stats.clip_frac_low / n_micro;
-            clip_high += stats.clip_frac_high / n_micro;
-            predicted += stats.predicted_entropy_change;
-            weights = weights.merge(stats.weights);
-        }
-        let outcome = opt.step(&acc.into_grads(), cfg.optim.lr)?;
-        timings.insert("train", t.elapsed().as_secs_f64());
-
-        // 5. Record.
-        let t = Instant::now();
-        let rows: Vec<RolloutRow> = samples
-            .iter()
-            .zip(&results)
-            .enumerate()
-            .map(|(i, (s, r))| RolloutRow {
+        if (step + 1) % cfg.checkpoint_every == 0 || step + 1 == cfg.steps {
+            let state = CheckpointState {
                 run_id: run_id.clone(),
-                step: step as i32,
-                prompt_id: problems[i / g].id.clone(),
-                sample_idx: (i % g) as i32,
-                prompt: problems[i / g].prompt.clone(),
-                response: texts[i].clone(),
-                ground_truth: problems[i / g].answer.clone(),
-                num_tokens: s.response_ids.len() as i32,
-                finished: s.response_ids.last() == Some(&EOS_ID),
-                reward: r.reward,
-                verdict: r.verdict.as_str().to_string(),
-                extracted: r.extracted.clone(),
-                verifier_result: serde_json::to_value(r).unwrap_or(serde_json::Value::Null),
-                advantage: f64::from(adv[i]),
-                mean_entropy: row_entropy[i],
-            })
-            .collect();
-        rt.block_on(store.insert_rollouts(&rows))?;
-        rollouts_written += rows.len();
-        let n = samples.len() as f64;
-        let metrics = StepMetrics {
-            step,
-            reward_mean: rewards.iter().map(|&r| f64::from(r)).sum::<f64>() / n,
-            accuracy: results.iter().filter(|r| r.correct).count() as f64 / n,
-            entropy: ent_sum / ent_tokens.max(1) as f64,
-            loss: loss_sum,
-            grad_norm: outcome.grad_norm,
-            clip_frac_low: clip_low,
-            clip_frac_high: clip_high,
-            response_len_mean: samples
-                .iter()
-                .map(|s| s.response_ids.len() as f64)
-                .sum::<f64>()
-                / n,
-            weights,
-            predicted_entropy_change: predicted,
-            skipped: outcome.skipped,
-            timings,
-        };
-        rt.block_on(store.insert_step(&step_record(&run_id, &metrics)))?;
-        let mut metrics = metrics;
-        metrics.timings.insert("store", t.elapsed().as_secs_f64());
+                next_step: step + 1,
+                optimizer: opt.state().1,
+                config: config_json.clone(),
+            };
+            checkpoint::save(&opts.run_dir, &varmap, &opt, &state)?;
+        }
+        metrics
+            .timings
+            .insert("store_and_checkpoint", t.elapsed().as_secs_f64());
         say(step_line(&metrics, cfg.steps));
         bar.inc(1);
         history.push(metrics);
     }
     bar.finish_and_clear();
-    rt.block_on(store.finish_run(&run_id))?;
-    rt.block_on(store.close());
+    if let Some(w) = writer {
+        w.send(&[JournalRecord::FinishRun {
+            run_id: run_id.clone(),
+        }])?;
+        let report = rt.block_on(w.close(STORE_DRAIN_DEADLINE))?;
+        if report.retries > 0 {
+            say(format!(
+                "store: {} writes retried while the database was unreachable",
+                report.retries
+            ));
+        }
+    }
+    if let Some(store) = store {
+        rt.block_on(store.close());
+    }
     Ok(RunSummary {
         run_id,
         history,
         rollouts_written,
         database_url,
     })
+}
+
+/// Everything a step reads but does not change.
+struct StepContext<'a> {
+    cfg: &'a TrainConfig,
+    policy: &'a Qwen2,
+    frozen_view: &'a Qwen2,
+    tok: &'a CharTokenizer,
+    device: &'a Device,
+    client: &'a VerifierClient,
+    rt: &'a Handle,
+}
+
+/// One RL step: sample, grade, score under π_old, update. Returns the graded rollouts and the
+/// step's metrics. Its randomness comes from `(seed, step)` alone, so a resumed run repeats
+/// exactly what an uninterrupted one does.
+fn rl_step(
+    ctx: &StepContext<'_>,
+    opt: &mut AdamW,
+    run_id: &str,
+    step: usize,
+) -> Result<(Vec<RolloutRow>, StepMetrics), TrainError> {
+    let cfg = ctx.cfg;
+    let device = ctx.device;
+    let mut rng = StdRng::seed_from_u64(step_seed(cfg.seed, step));
+    let mut timings = HashMap::new();
+    let t = Instant::now();
+
+    // 1. Sample G responses for each prompt.
+    let problems = cfg.task.sample(&mut rng, cfg.rollout.prompts_per_step);
+    let g = cfg.rollout.group_size;
+    let mut samples: Vec<Sample> = Vec::with_capacity(problems.len() * g);
+    for p in &problems {
+        let ids = ctx.tok.encode(&p.prompt)?;
+        samples.extend(rollout::sample_group(
+            ctx.frozen_view,
+            &ids,
+            g,
+            &cfg.rollout.sampling,
+            device,
+            &mut rng,
+        )?);
+    }
+    let texts = samples
+        .iter()
+        .map(|s| ctx.tok.decode(&s.response_ids))
+        .collect::<Result<Vec<_>, _>>()?;
+    timings.insert("generate", t.elapsed().as_secs_f64());
+
+    // 2. Grade them with the verifier.
+    let t = Instant::now();
+    let items: Vec<MathItem> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| MathItem {
+            id: Some(format!("{}#{}", problems[i / g].id, i % g)),
+            response: text.clone(),
+            ground_truth: problems[i / g].answer.clone(),
+            options: None,
+        })
+        .collect();
+    let results = ctx.rt.block_on(reward::grade(ctx.client, items))?;
+    let rewards: Vec<f32> = results.iter().map(|r| r.reward as f32).collect();
+    let adv = advantage::grpo(&rewards, g, cfg.algo.norm_adv_by_std);
+    timings.insert("reward", t.elapsed().as_secs_f64());
+
+    // 3. Score under π_old (before any update), per micro-batch.
+    let t = Instant::now();
+    let order: Vec<usize> = (0..samples.len()).collect();
+    let mut micro = Vec::new();
+    let mut row_entropy = vec![0f64; samples.len()];
+    let (mut ent_sum, mut ent_tokens) = (0f64, 0usize);
+    for chunk in order.chunks(cfg.algo.micro_batch_size) {
+        let refs: Vec<&Sample> = chunk.iter().map(|&i| &samples[i]).collect();
+        let packed = rollout::pack(&refs, device)?;
+        let logits = ctx.frozen_view.forward(&packed.inputs)?;
+        let (old_logp, entropy) = logprob::logprobs_and_entropy(
+            &logits,
+            &packed.targets,
+            cfg.rollout.sampling.temperature,
+        )?;
+        let entropy_host = entropy.flatten_all()?.to_vec1::<f32>()?;
+        for (r, &i) in chunk.iter().enumerate() {
+            let cells = r * packed.cols..(r + 1) * packed.cols;
+            let (s, n) = cells
+                .filter(|&c| packed.mask[c])
+                .fold((0f64, 0usize), |(s, n), c| {
+                    (s + f64::from(entropy_host[c]), n + 1)
+                });
+            row_entropy[i] = if n > 0 { s / n as f64 } else { 0.0 };
+            ent_sum += s;
+            ent_tokens += n;
+        }
+        let batch = token_batch(
+            &packed,
+            old_logp,
+            entropy_host,
+            chunk.iter().map(|&i| adv[i]),
+            device,
+        )?;
+        micro.push((packed, batch));
+    }
+    timings.insert("score_old", t.elapsed().as_secs_f64());
+
+    // 4. One optimizer step: mean over micro-batches of their token-mean losses.
+    let t = Instant::now();
+    let mut acc = GradAccumulator::new(opt.params().len());
+    let (mut loss_sum, mut clip_low, mut clip_high, mut predicted) = (0f64, 0f64, 0f64, 0f64);
+    let mut weights = WeightStats::default();
+    let n_micro = micro.len() as f64;
+    for (packed, batch) in &micro {
+        let logits = ctx.policy.forward(&packed.inputs)?;
+        let logp = logprob::logprobs(&logits, &packed.targets, cfg.rollout.sampling.temperature)?;
+        let (loss, stats) = algo::micro_batch_loss(
+            cfg.algo.method,
+            &cfg.algo.clip,
+            &cfg.algo.steer,
+            cfg.algo.loss_agg,
+            &logp,
+            batch,
+        )?;
+        let scaled = (loss / n_micro)?;
+        loss_sum += f64::from(scaled.to_scalar::<f32>()?);
+        acc.add(opt.params(), &scaled.backward()?)?;
+        clip_low += stats.clip_frac_low / n_micro;
+        clip_high += stats.clip_frac_high / n_micro;
+        predicted += stats.predicted_entropy_change;
+        weights = weights.merge(stats.weights);
+    }
+    let outcome = opt.step(&acc.into_grads(), cfg.optim.lr)?;
+    timings.insert("train", t.elapsed().as_secs_f64());
+
+    let rows: Vec<RolloutRow> = samples
+        .iter()
+        .zip(&results)
+        .enumerate()
+        .map(|(i, (s, r))| RolloutRow {
+            run_id: run_id.to_string(),
+            step: step as i32,
+            prompt_id: problems[i / g].id.clone(),
+            sample_idx: (i % g) as i32,
+            prompt: problems[i / g].prompt.clone(),
+            response: texts[i].clone(),
+            ground_truth: problems[i / g].answer.clone(),
+            num_tokens: s.response_ids.len() as i32,
+            finished: s.finished(),
+            reward: r.reward,
+            verdict: r.verdict.as_str().to_string(),
+            extracted: r.extracted.clone(),
+            verifier_result: serde_json::to_value(r).unwrap_or(serde_json::Value::Null),
+            advantage: f64::from(adv[i]),
+            mean_entropy: row_entropy[i],
+        })
+        .collect();
+    let n = samples.len() as f64;
+    let metrics = StepMetrics {
+        step,
+        reward_mean: rewards.iter().map(|&r| f64::from(r)).sum::<f64>() / n,
+        accuracy: results.iter().filter(|r| r.correct).count() as f64 / n,
+        entropy: ent_sum / ent_tokens.max(1) as f64,
+        loss: loss_sum,
+        grad_norm: outcome.grad_norm,
+        clip_frac_low: clip_low,
+        clip_frac_high: clip_high,
+        response_len_mean: samples
+            .iter()
+            .map(|s| s.response_ids.len() as f64)
+            .sum::<f64>()
+            / n,
+        weights,
+        predicted_entropy_change: predicted,
+        skipped: outcome.skipped,
+        timings,
+    };
+    Ok((rows, metrics))
+}
+
+/// Journal file name inside the run directory.
+pub const JOURNAL_FILE: &str = "store-journal.jsonl";
+
+/// The seed of step `step`'s RNG: splitmix64 of `(seed, step)`.
+fn step_seed(seed: u64, step: usize) -> u64 {
+    let mut z = seed ^ (step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A config JSON without its `steps` key (the one setting a resume may change).
+fn without_steps(v: &serde_json::Value) -> serde_json::Value {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("steps");
+    }
+    v
 }
 
 /// Supervised warm-up on format-only examples; returns the last step's mean NLL.

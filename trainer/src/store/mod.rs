@@ -5,14 +5,40 @@
 //! by `(run_id, step, prompt_id, sample_idx)`, so a replayed step neither duplicates nor loses
 //! a row.
 
-mod record;
-
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{QueryBuilder, types::Json};
 
+/// Runs the same body against whichever pool the store holds.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident, $db:ident => $body:expr) => {
+        match $store {
+            Store::Postgres($pool) => {
+                #[allow(dead_code, reason = "the alias is used by some bodies only")]
+                type $db = sqlx::Postgres;
+                $body
+            }
+            Store::Sqlite($pool) => {
+                #[allow(dead_code, reason = "the alias is used by some bodies only")]
+                type $db = sqlx::Sqlite;
+                $body
+            }
+        }
+    };
+}
+
+mod audit;
+mod journal;
+mod record;
+mod writer;
+
+pub use audit::{
+    EXIT_HACK_PATTERNS, RolloutFilter, RolloutView, RunOverview, StepSummary, Suspicion,
+};
+pub use journal::{Journal, JournalError, JournalRecord};
 pub use record::{RolloutRow, RunRecord, StepRecord};
+pub use writer::{CloseReport, StoreWriter, WriterConfig, WriterError, WriterStats};
 
 /// Postgres migrations (`migrations/postgres`).
 pub static PG_MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -46,30 +72,16 @@ pub enum Store {
     Sqlite(SqlitePool),
 }
 
-/// Runs the same body against whichever pool the store holds.
-macro_rules! with_pool {
-    ($store:expr, $pool:ident, $db:ty => $body:expr) => {
-        match $store {
-            Store::Postgres($pool) => {
-                #[allow(dead_code, reason = "the alias is used by some bodies only")]
-                type Db = sqlx::Postgres;
-                $body
-            }
-            Store::Sqlite($pool) => {
-                #[allow(dead_code, reason = "the alias is used by some bodies only")]
-                type Db = sqlx::Sqlite;
-                $body
-            }
-        }
-    };
-}
-
 impl Store {
     /// Connects to `url` and applies the migrations. A `sqlite://PATH` file is created if
     /// missing.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = PgPoolOptions::new().max_connections(4).connect(url).await?;
+            let pool = PgPoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(std::time::Duration::from_secs(3))
+                .connect(url)
+                .await?;
             PG_MIGRATOR.run(&pool).await?;
             Ok(Store::Postgres(pool))
         } else if url.starts_with("sqlite:") {

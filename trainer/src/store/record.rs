@@ -1,9 +1,9 @@
 //! Row types written to the store.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A run (`runs` table).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     /// Unique run id.
     pub run_id: String,
@@ -18,7 +18,7 @@ pub struct RunRecord {
 }
 
 /// One graded rollout (`rollouts` table).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RolloutRow {
     /// Run id.
     pub run_id: String,
@@ -53,7 +53,7 @@ pub struct RolloutRow {
 }
 
 /// One optimizer step (`steps` table).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
     /// Run id.
     pub run_id: String,
