@@ -5,6 +5,9 @@
 
 mod support;
 
+/// The math grader against the external conformance suites (`../shared/conformance`).
+mod math_conformance;
+
 /// The verifier's HTTP API, in-process and over a real socket.
 mod verifier_http;
 

@@ -29,7 +29,7 @@ async fn grades_a_batch_in_order_in_process() {
         {"id": "a", "response": "so \\boxed{7}", "ground_truth": "7"},
         {"id": "b", "response": "\\boxed{\\frac{1}{2}}", "ground_truth": "0.5"},
         {"response": "I think 7", "ground_truth": "7"},
-        {"id": "d", "response": "\\boxed{x^2}", "ground_truth": "4"},
+        {"id": "d", "response": "\\boxed{3 + * )}", "ground_truth": "4"},
         {"id": "e", "response": "\\boxed{8}", "ground_truth": "7"}
     ]});
     let (status, v) = call(

@@ -15,5 +15,6 @@ pub mod client;
 
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use math::{
-    GradeMathRequest, GradeMathResponse, MathItem, MathOptions, MathResult, MathVerdict,
+    ExtractionTarget, GradeMathRequest, GradeMathResponse, MathItem, MathOptions, MathResult,
+    MathVerdict,
 };

@@ -30,19 +30,61 @@ pub struct MathItem {
     pub options: Option<MathOptions>,
 }
 
+/// What kinds of answers extraction looks for (Math-Verify's extraction targets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtractionTarget {
+    /// LaTeX: `\boxed{}`, `$…$`, `\[…\]`, `\(…\)`, "final answer is $…$".
+    Latex,
+    /// Plain expressions and numbers: `1,000.5`, `3/4`, `28%`, the last number as a fallback.
+    Expr,
+    /// One of [`MathOptions::strings`] (multiple-choice letters).
+    String,
+}
+
 /// Per-item grading options. Unknown keys are rejected (422), never ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MathOptions {
+    /// Answer kinds extracted from the response. Default `["latex", "expr"]`.
+    pub extraction: Vec<ExtractionTarget>,
+    /// Answer kinds extracted from a wrapped ground truth; default: the same as `extraction`.
+    /// An unwrapped ground truth (no `$…$`, `\boxed{}`, …) is taken whole.
+    pub gold_extraction: Option<Vec<ExtractionTarget>>,
+    /// Priority of `\boxed{}` among LaTeX patterns (lower wins; "final answer is" is 0,
+    /// "answer:" 100, a bare `$…$` 300; negative disables boxed extraction). Default 0.
+    pub latex_boxed_match_priority: i32,
+    /// Decimal places at which a decimal literal (a float) is compared with a value that is not
+    /// exactly equal to it. Default 6. Unlike Math-Verify, two values that both round to 0 are
+    /// not equal unless they agree to that relative precision.
+    pub float_rounding: u32,
+    /// Variable names must match (`f(x)` ≠ `f(y)`). Default true.
+    pub strict: bool,
+    /// A relation in the response may match an interval/set gold (`-2 ≤ x ≤ 7` vs `[-2, 7]`).
+    /// The reverse direction is always allowed. Default false (an echoed inequality from the
+    /// question is not an answer).
+    pub allow_set_relation_comp: bool,
     /// Only an answer inside `\boxed{}`/`\fbox{}` counts; without one the verdict is
-    /// `no_answer`. Default: `true` (the strict format RL rewards usually want).
+    /// `no_answer`. Default true (the strict format RL rewards usually want).
     pub require_boxed: bool,
+    /// Choices for the `string` target, e.g. `["A", "B", "C", "D"]`. Default empty.
+    pub strings: Vec<String>,
+    /// Compare `string` answers case-insensitively. Default true.
+    pub lowercase: bool,
 }
 
 impl Default for MathOptions {
     fn default() -> Self {
         MathOptions {
+            extraction: vec![ExtractionTarget::Latex, ExtractionTarget::Expr],
+            gold_extraction: None,
+            latex_boxed_match_priority: 0,
+            float_rounding: 6,
+            strict: true,
+            allow_set_relation_comp: false,
             require_boxed: true,
+            strings: Vec::new(),
+            lowercase: true,
         }
     }
 }

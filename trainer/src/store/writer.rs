@@ -169,8 +169,13 @@ impl StoreWriter {
 async fn drain(store: Store, shared: Arc<Shared>, cfg: WriterConfig) -> Result<(), JournalError> {
     let mut offset = 0u64;
     let mut delay = cfg.retry_base;
+    // The batch at `offset`, read ahead while the previous one was being written.
+    let mut prefetched: Option<(Vec<JournalRecord>, u64)> = None;
     loop {
-        let (batch, next) = shared.journal.read_from(offset, cfg.batch_rows)?;
+        let (batch, next) = match prefetched.take() {
+            Some(b) => b,
+            None => shared.journal.read_from(offset, cfg.batch_rows)?,
+        };
         if batch.is_empty() {
             if shared.journal.truncate_if_drained(offset)? {
                 offset = 0;
@@ -185,7 +190,13 @@ async fn drain(store: Store, shared: Arc<Shared>, cfg: WriterConfig) -> Result<(
             continue;
         }
         let started = Instant::now();
-        match write_batch(&store, &batch).await {
+        // Write this batch while reading and decoding the next one on a blocking thread.
+        let reader = Arc::clone(&shared);
+        let read_ahead =
+            tokio::task::spawn_blocking(move || reader.journal.read_from(next, cfg.batch_rows));
+        let written = write_batch(&store, &batch).await;
+        let ahead = read_ahead.await.ok().and_then(Result::ok);
+        match written {
             Ok((rollouts, steps)) => {
                 shared
                     .stats
@@ -196,6 +207,7 @@ async fn drain(store: Store, shared: Arc<Shared>, cfg: WriterConfig) -> Result<(
                     .steps_written
                     .fetch_add(steps, Ordering::Relaxed);
                 offset = next;
+                prefetched = ahead.filter(|(b, _)| !b.is_empty());
                 delay = cfg.retry_base;
                 tracing::debug!(
                     records = batch.len(),
@@ -206,6 +218,7 @@ async fn drain(store: Store, shared: Arc<Shared>, cfg: WriterConfig) -> Result<(
             Err(e) => {
                 shared.stats.retries.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "store write failed; will retry");
+                prefetched = Some((batch, next));
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(cfg.retry_max);
             }
