@@ -19,10 +19,13 @@ pub const MAX_RESULT_BITS: u64 = 1 << 17;
 /// Largest factorial argument evaluated exactly.
 pub const MAX_FACTORIAL: u64 = 5_000;
 
-/// Fuel for one grading: operations left.
+/// Fuel for one grading: operations left, and optionally a wall-clock deadline (checked every
+/// 64 spends, so the overshoot is at most 64 cheap operations).
 #[derive(Debug, Clone)]
 pub struct Budget {
     fuel: u64,
+    deadline: Option<std::time::Instant>,
+    calls: u32,
 }
 
 /// The budget ran out, or a result would be too large.
@@ -30,9 +33,22 @@ pub struct Budget {
 pub struct LimitExceeded;
 
 impl Budget {
-    /// A budget of `fuel` operations.
+    /// A budget of `fuel` operations and no deadline.
     pub fn new(fuel: u64) -> Self {
-        Budget { fuel }
+        Budget {
+            fuel,
+            deadline: None,
+            calls: 0,
+        }
+    }
+
+    /// A budget of `fuel` operations that also runs out `wall` from now.
+    pub fn with_deadline(fuel: u64, wall: std::time::Duration) -> Self {
+        Budget {
+            fuel,
+            deadline: Some(std::time::Instant::now() + wall),
+            calls: 0,
+        }
     }
 
     /// Spends `n` units.
@@ -42,6 +58,11 @@ impl Budget {
             return Err(LimitExceeded);
         }
         self.fuel -= n;
+        self.calls = self.calls.wrapping_add(1);
+        if self.calls.is_multiple_of(64) && self.deadline.is_some_and(|d| std::time::Instant::now() > d) {
+            self.fuel = 0;
+            return Err(LimitExceeded);
+        }
         Ok(())
     }
 }

@@ -4,7 +4,8 @@
 //! extract → lex → parse → evaluate/compare. No I/O and no async: everything is a pure
 //! function of its inputs, and every input gets a verdict in bounded time: the lexer caps
 //! tokens, the parser caps depth, exact arithmetic refuses oversized results before computing
-//! them, and every step spends [`eval::Budget`] fuel ([`FUEL_PER_ITEM`]).
+//! them, and every step spends [`eval::Budget`] fuel ([`FUEL_PER_ITEM`]) under a wall-clock
+//! deadline ([`WALL_CLOCK_PER_ITEM`]).
 
 pub mod ast;
 pub mod equiv;
@@ -12,6 +13,9 @@ pub mod eval;
 pub mod extract;
 pub mod lexer;
 pub mod parser;
+
+#[cfg(test)]
+mod props;
 
 use std::time::Instant;
 
@@ -23,6 +27,10 @@ use extract::{ExtractError, Extracted};
 
 /// Fuel for one item: roughly bignum word-operations plus numeric evaluations.
 pub const FUEL_PER_ITEM: u64 = 2_000_000;
+
+/// Wall-clock bound for comparing one item (extraction and parsing are linear and capped
+/// separately). Default 50 ms.
+pub const WALL_CLOCK_PER_ITEM: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Grades one item. Never panics on any input; every input returns a verdict.
 pub fn grade(item: &MathItem) -> MathResult {
@@ -86,7 +94,7 @@ fn grade_inner(
         strict: o.strict,
         allow_set_relation_comp: o.allow_set_relation_comp,
     };
-    let mut budget = Budget::new(FUEL_PER_ITEM);
+    let mut budget = Budget::with_deadline(FUEL_PER_ITEM, WALL_CLOCK_PER_ITEM);
     let verdict = match equiv::equal(&gold.answer, &pred.answer, &policy, &mut budget) {
         Ok(true) => MathVerdict::Correct,
         Ok(false) if same_text(&pred.text, &gold.text) => MathVerdict::Correct,

@@ -11,7 +11,7 @@ use super::ast::{Answer, Constant, Expr, Func, Num, RelOp};
 use super::lexer::{Tok, lex};
 
 /// Deepest nesting of groups, operators and commands.
-pub const MAX_DEPTH: usize = 200;
+pub const MAX_DEPTH: usize = 400;
 
 /// Largest exponent a numeric literal may carry (`1e400` is refused).
 pub const MAX_LITERAL_EXPONENT: i64 = 10_000;
