@@ -191,3 +191,82 @@ async fn resumed_run_repeats_the_uninterrupted_run_exactly() {
     assert!(err.to_string().contains("different config"), "{err}");
     std::fs::remove_dir_all(&base).ok();
 }
+
+/// Every method of STEER.md §3 runs two steps of `configs/tiny-cpu.toml` and writes metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_method_runs_two_steps_and_writes_metrics() {
+    let verifier = spawn_embedded_verifier().await.unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../trainer/configs/tiny-cpu.toml"
+    ))
+    .unwrap();
+    let base = std::env::temp_dir().join(format!("e2e-methods-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    for method in Method::ALL {
+        let mut cfg = TrainConfig::from_toml(&text).unwrap();
+        cfg.algo.method = method;
+        cfg.algo.clip = method.default_clip();
+        cfg.steps = 2;
+        cfg.warmup.steps = 5;
+        if method == Method::Grpo {
+            cfg.algo.params.kl.beta = 0.05; // also exercise the reference model and KL term
+        }
+        let dir = base.join(method.as_str());
+        let opts = RunOptions {
+            run_dir: dir.clone(),
+            store: StoreTarget::RunDirSqlite,
+            verifier_url: verifier.url.clone(),
+            resume: false,
+            progress: false,
+        };
+        let summary = run_blocking(cfg, opts).await;
+        assert_eq!(summary.history.len(), 2, "{method:?}");
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.join(train::METRICS_FILE))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{method:?}");
+        for l in &lines {
+            assert_eq!(l["method"], method.as_str());
+            for key in [
+                "reward_mean",
+                "accuracy",
+                "entropy",
+                "loss",
+                "grad_norm",
+                "clip_frac_low",
+                "steer_w_mean",
+            ] {
+                assert!(
+                    l[key].as_f64().is_some_and(f64::is_finite),
+                    "{method:?} {key}: {l}"
+                );
+            }
+        }
+        if method == Method::Grpo {
+            assert!(
+                lines.iter().all(|l| l["kl"].as_f64().is_some()),
+                "KL reported when beta > 0"
+            );
+        }
+        // Weights stay in their mapping's range (reweighting itself is checked by the golden tests).
+        let (lo, hi) = match method {
+            Method::Steer => (0.8, 1.0),
+            Method::SteerLinear => (0.8, 1.2),
+            _ => (1.0, 1.0),
+        };
+        for l in &lines {
+            let (wmin, wmax) = (
+                l["steer_w_min"].as_f64().unwrap(),
+                l["steer_w_max"].as_f64().unwrap(),
+            );
+            assert!(
+                wmin >= lo - 1e-6 && wmax <= hi + 1e-6,
+                "{method:?}: weights in [{wmin}, {wmax}]"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&base).ok();
+}

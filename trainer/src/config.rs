@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::algo::{ClipConfig, LossAgg, Method, SteerConfig};
+use crate::algo::{ClipConfig, LossAgg, Method, MethodParams, SteerConfig};
 use crate::model::ModelConfig;
 use crate::optim::AdamWConfig;
 use crate::rollout::SamplingConfig;
@@ -69,6 +69,10 @@ pub struct AlgoConfig {
     /// Loss aggregation.
     #[serde(default)]
     pub loss_agg: LossAgg,
+    /// The baselines' hyper-parameters (entropy coefficient, Clip-Cov/KL-Cov ratios, KL to the
+    /// reference, …); every key optional with STEER.md §3 defaults.
+    #[serde(default)]
+    pub params: MethodParams,
 }
 
 /// Format warm-up: a few supervised steps on responses in the task's answer format carrying

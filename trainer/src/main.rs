@@ -47,6 +47,34 @@ enum Command {
         #[arg(long)]
         resume: bool,
     },
+    /// Train with a TOML config (see `trainer/configs/`). Unknown keys are an error; the resolved
+    /// config is stored with the run.
+    Train {
+        /// The config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Override the method (its standard clip settings come with it).
+        #[arg(long, value_enum)]
+        method: Option<Method>,
+        /// Override the number of RL steps.
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Run directory: checkpoint, journal, metrics.jsonl, and the SQLite store by default.
+        #[arg(long, default_value = "runs/train")]
+        run_dir: PathBuf,
+        /// `postgres://…` or `sqlite://PATH`; default `sqlite://RUN_DIR/rollouts.sqlite`.
+        #[arg(long, env = "TRAINER_DATABASE_URL")]
+        database_url: Option<String>,
+        /// Verifier base URL; without it a verifier is started in-process on loopback.
+        #[arg(long, env = "TRAINER_VERIFIER_URL")]
+        verifier_url: Option<String>,
+        /// Continue the run checkpointed in the run directory.
+        #[arg(long)]
+        resume: bool,
+        /// Compute device.
+        #[arg(long, value_enum, default_value_t = ComputeDevice::Cpu)]
+        device: ComputeDevice,
+    },
     /// Question the rollout store: what was the model rewarded for?
     Audit {
         /// `postgres://…` or `sqlite://PATH`.
@@ -62,6 +90,43 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+}
+
+/// Where tensors live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ComputeDevice {
+    /// The CPU (the tested default).
+    Cpu,
+    /// An NVIDIA GPU.
+    Cuda,
+}
+
+/// Starts the embedded verifier if needed, runs training on its own thread, prints a summary.
+fn run_training(cfg: &TrainConfig, opts: RunOptions, verifier_url: Option<String>) -> Result<()> {
+    let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    let (verifier_url, _embedded) = match verifier_url {
+        Some(url) => (url, None),
+        None => {
+            let v = rt
+                .block_on(spawn_embedded_verifier())
+                .context("starting the embedded verifier")?;
+            (v.url.clone(), Some(v))
+        }
+    };
+    let opts = RunOptions {
+        verifier_url,
+        ..opts
+    };
+    let handle = rt.handle().clone();
+    let summary = std::thread::scope(|s| s.spawn(|| train::run(cfg, &opts, &handle)).join())
+        .map_err(|_| anyhow::anyhow!("training thread panicked"))??;
+    let first = summary.history.first().map_or(0.0, |m| m.accuracy);
+    let last = summary.history.last().map_or(0.0, |m| m.accuracy);
+    println!(
+        "done: run {} wrote {} rollouts to {} (accuracy {first:.3} → {last:.3})",
+        summary.run_id, summary.rollouts_written, summary.database_url
+    );
+    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -93,35 +158,52 @@ fn main() -> Result<()> {
                 cfg.algo.method = m;
             }
             cfg.validate()?;
-            let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-            let (verifier_url, _embedded) = match verifier_url {
-                Some(url) => (url, None),
-                None => {
-                    let v = rt
-                        .block_on(spawn_embedded_verifier())
-                        .context("starting the embedded verifier")?;
-                    (v.url.clone(), Some(v))
-                }
-            };
             let store = database_url.map_or(StoreTarget::RunDirSqlite, StoreTarget::Url);
             let opts = RunOptions {
                 run_dir,
                 store,
-                verifier_url,
+                verifier_url: String::new(),
                 resume,
                 progress: true,
             };
-            let handle = rt.handle().clone();
-            let summary =
-                std::thread::scope(|s| s.spawn(|| train::run(&cfg, &opts, &handle)).join())
-                    .map_err(|_| anyhow::anyhow!("training thread panicked"))??;
-            let first = summary.history.first().map_or(0.0, |m| m.accuracy);
-            let last = summary.history.last().map_or(0.0, |m| m.accuracy);
-            println!(
-                "done: run {} wrote {} rollouts to {} (accuracy {first:.3} → {last:.3})",
-                summary.run_id, summary.rollouts_written, summary.database_url
-            );
-            Ok(())
+            run_training(&cfg, opts, verifier_url)
+        }
+        Command::Train {
+            config,
+            method,
+            steps,
+            run_dir,
+            database_url,
+            verifier_url,
+            resume,
+            device,
+        } => {
+            if device == ComputeDevice::Cuda {
+                anyhow::bail!(
+                    "--device cuda: this build has no CUDA support yet; use --device cpu"
+                );
+            }
+            let text = std::fs::read_to_string(&config)
+                .with_context(|| format!("reading {}", config.display()))?;
+            let mut cfg = TrainConfig::from_toml(&text)
+                .with_context(|| format!("in {}", config.display()))?;
+            if let Some(m) = method {
+                cfg.algo.method = m;
+                cfg.algo.clip = m.default_clip();
+            }
+            if let Some(s) = steps {
+                cfg.steps = s;
+            }
+            cfg.validate()?;
+            let store = database_url.map_or(StoreTarget::RunDirSqlite, StoreTarget::Url);
+            let opts = RunOptions {
+                run_dir,
+                store,
+                verifier_url: String::new(),
+                resume,
+                progress: true,
+            };
+            run_training(&cfg, opts, verifier_url)
         }
         Command::Audit {
             database_url,

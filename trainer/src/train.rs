@@ -4,6 +4,7 @@
 //! rollout and the step's metrics.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,10 @@ use rand::rngs::StdRng;
 use serde::Serialize;
 use tokio::runtime::Handle;
 
-use crate::algo::{self, TokenBatch, WeightStats, advantage, logprob};
+use crate::algo::{
+    self, AdvantageKind, LossConfig, Method, PolicyOutputs, TokenBatch, WeightStats, advantage,
+    logprob,
+};
 use crate::checkpoint::{self, CheckpointError, CheckpointState};
 use crate::config::TrainConfig;
 use crate::model::{Qwen2, init_weights};
@@ -112,6 +116,8 @@ pub struct StepMetrics {
     pub weights: WeightStats,
     /// Predicted entropy change (sum, without −η/L).
     pub predicted_entropy_change: f64,
+    /// Token-mean KL to the reference policy, when `kl.beta > 0`.
+    pub kl: Option<f64>,
     /// Non-finite gradient: step skipped.
     pub skipped: bool,
     /// Seconds per phase.
@@ -242,15 +248,31 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
         ));
     }
 
+    let reference = if cfg.algo.params.kl.beta > 0.0 {
+        Some(reference_model(
+            &varmap,
+            cfg,
+            &opts.run_dir,
+            resumed.is_some(),
+            &device,
+        )?)
+    } else {
+        None
+    };
     let ctx = StepContext {
         cfg,
         policy: &policy,
+        reference: reference.as_ref(),
         frozen_view: &frozen_view,
         tok: &tok,
         device: &device,
         client: &client,
         rt,
     };
+    let mut metrics_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(opts.run_dir.join(METRICS_FILE))?;
     let mut history = Vec::with_capacity(cfg.steps.saturating_sub(first_step));
     let mut rollouts_written = 0usize;
     for step in first_step..cfg.steps {
@@ -276,6 +298,12 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
         metrics
             .timings
             .insert("store_and_checkpoint", t.elapsed().as_secs_f64());
+        let mut line = serde_json::to_value(step_record(&run_id, &metrics)).unwrap_or_default();
+        if let Some(o) = line.as_object_mut() {
+            o.insert("kl".into(), metrics.kl.into());
+            o.insert("method".into(), cfg.algo.method.as_str().into());
+        }
+        writeln!(metrics_file, "{line}")?;
         say(step_line(&metrics, cfg.steps));
         bar.inc(1);
         history.push(metrics);
@@ -308,6 +336,8 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
 struct StepContext<'a> {
     cfg: &'a TrainConfig,
     policy: &'a Qwen2,
+    /// The frozen initial policy, when a KL penalty is configured.
+    reference: Option<&'a Qwen2>,
     frozen_view: &'a Qwen2,
     tok: &'a CharTokenizer,
     device: &'a Device,
@@ -365,7 +395,17 @@ fn rl_step(
         .collect();
     let results = ctx.rt.block_on(reward::grade(ctx.client, items))?;
     let rewards: Vec<f32> = results.iter().map(|r| r.reward as f32).collect();
-    let adv = advantage::grpo(&rewards, g, cfg.algo.norm_adv_by_std);
+    let adv = match cfg.algo.method.advantage() {
+        AdvantageKind::Grpo => advantage::grpo(&rewards, g, cfg.algo.norm_adv_by_std),
+        AdvantageKind::Rloo => advantage::rloo(&rewards, g),
+        AdvantageKind::Opo => {
+            let lengths: Vec<usize> = samples.iter().map(|s| s.response_ids.len()).collect();
+            advantage::opo(&rewards, &lengths, g)
+        }
+        AdvantageKind::WReinforce => {
+            advantage::w_reinforce(&rewards, cfg.algo.params.w_reinforce_lambda)
+        }
+    };
     timings.insert("reward", t.elapsed().as_secs_f64());
 
     // 3. Score under π_old (before any update), per micro-batch.
@@ -411,18 +451,47 @@ fn rl_step(
     let mut acc = GradAccumulator::new(opt.params().len());
     let (mut loss_sum, mut clip_low, mut clip_high, mut predicted) = (0f64, 0f64, 0f64, 0f64);
     let mut weights = WeightStats::default();
+    let (mut kl_sum, mut kl_n) = (0f64, 0usize);
     let n_micro = micro.len() as f64;
-    for (packed, batch) in &micro {
+    let temperature = cfg.rollout.sampling.temperature;
+    for (k, (packed, batch)) in micro.iter().enumerate() {
         let logits = ctx.policy.forward(&packed.inputs)?;
-        let logp = logprob::logprobs(&logits, &packed.targets, cfg.rollout.sampling.temperature)?;
-        let (loss, stats) = algo::micro_batch_loss(
-            cfg.algo.method,
-            &cfg.algo.clip,
-            &cfg.algo.steer,
-            cfg.algo.loss_agg,
-            &logp,
-            batch,
-        )?;
+        // The entropy (with its gradient) only where the loss uses it.
+        let (logp, entropy) = if cfg.algo.method == Method::EntropyBonus {
+            let (lp, h) = logprob::logprobs_and_entropy(&logits, &packed.targets, temperature)?;
+            (lp, Some(h))
+        } else {
+            (
+                logprob::logprobs(&logits, &packed.targets, temperature)?,
+                None,
+            )
+        };
+        let ref_logp = match ctx.reference {
+            Some(r) if cfg.algo.params.kl.beta > 0.0 => Some(logprob::logprobs(
+                &r.forward(&packed.inputs)?,
+                &packed.targets,
+                temperature,
+            )?),
+            _ => None,
+        };
+        let loss_cfg = LossConfig {
+            method: cfg.algo.method,
+            clip: &cfg.algo.clip,
+            steer: &cfg.algo.steer,
+            params: &cfg.algo.params,
+            agg: cfg.algo.loss_agg,
+            seed: step_seed(cfg.seed, step) ^ k as u64,
+        };
+        let outputs = PolicyOutputs {
+            logp: &logp,
+            entropy: entropy.as_ref(),
+            ref_logp: ref_logp.as_ref(),
+        };
+        let (loss, stats) = algo::micro_batch_loss(&loss_cfg, &outputs, batch)?;
+        if let Some(kl) = stats.kl {
+            kl_sum += kl;
+            kl_n += 1;
+        }
         let scaled = (loss / n_micro)?;
         loss_sum += f64::from(scaled.to_scalar::<f32>()?);
         acc.add(opt.params(), &scaled.backward()?)?;
@@ -473,10 +542,45 @@ fn rl_step(
             / n,
         weights,
         predicted_entropy_change: predicted,
+        kl: (kl_n > 0).then(|| kl_sum / kl_n as f64),
         skipped: outcome.skipped,
         timings,
     };
     Ok((rows, metrics))
+}
+
+/// Per-step metrics, one JSON object per line, in the run directory.
+pub const METRICS_FILE: &str = "metrics.jsonl";
+
+/// The frozen reference policy: the weights at the start of RL, saved in the run directory so
+/// a resumed run keeps the same reference.
+fn reference_model(
+    varmap: &VarMap,
+    cfg: &TrainConfig,
+    run_dir: &std::path::Path,
+    resumed: bool,
+    device: &Device,
+) -> Result<Qwen2, TrainError> {
+    let path = run_dir.join("reference.safetensors");
+    let tensors: HashMap<String, Tensor> = if resumed && path.is_file() {
+        candle_core::safetensors::load(&path, device)?
+    } else {
+        let data = varmap
+            .data()
+            .lock()
+            .map_err(|_| candle_core::Error::msg("varmap lock poisoned"))?;
+        let copies = data
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), v.as_tensor().copy()?)))
+            .collect::<candle_core::Result<HashMap<_, _>>>()?;
+        drop(data);
+        candle_core::safetensors::save(&copies, &path)?;
+        copies
+    };
+    Ok(Qwen2::new(
+        &cfg.model,
+        VarBuilder::from_tensors(tensors, DType::F32, device),
+    )?)
 }
 
 /// Journal file name inside the run directory.

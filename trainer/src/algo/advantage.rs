@@ -38,6 +38,51 @@ pub fn grpo(rewards: &[f32], group_size: usize, norm_by_std: bool) -> Vec<f32> {
         .collect()
 }
 
+/// RLOO: `A_i = n/(n−1) · (r_i − mean_g)` (leave-one-out baseline).
+pub fn rloo(rewards: &[f32], group_size: usize) -> Vec<f32> {
+    assert!(group_size >= 2, "RLOO needs at least 2 samples per prompt");
+    rewards
+        .chunks(group_size)
+        .flat_map(|g| {
+            let n = g.len() as f64;
+            let mean = g.iter().map(|&r| f64::from(r)).sum::<f64>() / n;
+            g.iter()
+                .map(move |&r| (n / (n - 1.0) * (f64::from(r) - mean)) as f32)
+        })
+        .collect()
+}
+
+/// OPO: `A_i = r_i − Σ_j |o_j| r_j / Σ_j |o_j|`, the length-weighted optimal baseline.
+pub fn opo(rewards: &[f32], lengths: &[usize], group_size: usize) -> Vec<f32> {
+    assert_eq!(rewards.len(), lengths.len(), "one length per reward");
+    rewards
+        .chunks(group_size)
+        .zip(lengths.chunks(group_size))
+        .flat_map(|(g, l)| {
+            let total: f64 = l.iter().map(|&x| x as f64).sum();
+            let b = if total > 0.0 {
+                g.iter()
+                    .zip(l)
+                    .map(|(&r, &x)| f64::from(r) * x as f64)
+                    .sum::<f64>()
+                    / total
+            } else {
+                0.0
+            };
+            g.iter().map(move |&r| (f64::from(r) - b) as f32)
+        })
+        .collect()
+}
+
+/// W-REINFORCE: the reward itself is the advantage, `+λ` for a correct response and `−1`
+/// for an incorrect one (no baseline).
+pub fn w_reinforce(rewards: &[f32], lambda: f64) -> Vec<f32> {
+    rewards
+        .iter()
+        .map(|&r| if r > 0.0 { lambda as f32 } else { -1.0 })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +103,30 @@ mod tests {
         for (x, y) in a.iter().zip(want) {
             assert!((x - y).abs() < 1e-5, "{a:?}");
         }
+    }
+
+    // Independent Python:
+    //   n=4; mu=sum(r)/n; rloo=[n/(n-1)*(x-mu) for x in r]             r=[1,0,0,1] -> ±0.666667
+    //   b=sum(l*x for l,x in zip(lens,r))/sum(lens); opo=[x-b for x in r]  lens=[10,20,30,60] -> b=0.583333
+    //   w_reinforce=[0.1 if x>0 else -1.0 for x in r]
+    #[test]
+    fn rloo_opo_and_w_reinforce_golden_numbers() {
+        let r = [1.0f32, 0.0, 0.0, 1.0];
+        for (x, y) in rloo(&r, 4)
+            .iter()
+            .zip([0.666_667f32, -0.666_667, -0.666_667, 0.666_667])
+        {
+            assert!((x - y).abs() < 1e-5);
+        }
+        for (x, y) in opo(&r, &[10, 20, 30, 60], 4).iter().zip([
+            0.416_667f32,
+            -0.583_333,
+            -0.583_333,
+            0.416_667,
+        ]) {
+            assert!((x - y).abs() < 1e-5);
+        }
+        assert_eq!(w_reinforce(&r, 0.1), vec![0.1, -1.0, -1.0, 0.1]);
     }
 
     #[test]

@@ -59,7 +59,9 @@ impl Budget {
         }
         self.fuel -= n;
         self.calls = self.calls.wrapping_add(1);
-        if self.calls.is_multiple_of(64) && self.deadline.is_some_and(|d| std::time::Instant::now() > d) {
+        if self.calls.is_multiple_of(64)
+            && self.deadline.is_some_and(|d| std::time::Instant::now() > d)
+        {
             self.fuel = 0;
             return Err(LimitExceeded);
         }
@@ -405,13 +407,20 @@ pub fn numeric(e: &Expr, env: &dyn Fn(&str) -> Option<Complex64>) -> Option<Comp
                     )
                 }
                 Func::Gcd | Func::Lcm => {
-                    let mut acc = real(x)?.round().abs() as i64;
+                    // Integers up to 2^53 only; an lcm that overflows has no exact f64 value.
+                    let to_int = |z: Complex64| -> Option<i64> {
+                        let r = real(z)?.round().abs();
+                        (r <= 9.007_199_254_740_992e15).then_some(r as i64)
+                    };
+                    let mut acc = to_int(x)?;
                     for v in &a[1..] {
-                        let n = real(*v)?.round().abs() as i64;
+                        let n = to_int(*v)?;
                         acc = if *f == Func::Gcd {
                             acc.gcd(&n)
+                        } else if acc == 0 || n == 0 {
+                            0
                         } else {
-                            acc.lcm(&n)
+                            (acc / acc.gcd(&n)).checked_mul(n)?
                         };
                     }
                     Complex64::new(acc as f64, 0.0)

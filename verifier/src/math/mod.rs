@@ -155,6 +155,23 @@ mod tests {
         assert_eq!(g(&deep, "1"), MathVerdict::LimitExceeded);
     }
 
+    /// Found by `cargo fuzz run grade_math` (crash-2fbff275…): an lcm of a symbol and large
+    /// integers overflowed i64 in the numeric evaluator.
+    #[test]
+    fn fuzz_regression_lcm_overflow() {
+        let item = MathItem {
+            id: None,
+            response: "(L144,2\u{1}$\\lcm(l144,2988,37116,18,988,37116,111111111118,72)$".into(),
+            ground_truth: "12322512".into(),
+            options: Some(MathOptions {
+                require_boxed: false,
+                ..MathOptions::default()
+            }),
+        };
+        let r = grade(&item);
+        assert!(!r.correct);
+    }
+
     #[test]
     fn require_boxed_off_takes_the_last_number() {
         let item = MathItem {
