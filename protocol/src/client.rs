@@ -89,26 +89,40 @@ impl RetryPolicy {
     }
 }
 
-/// A client bound to one verifier base URL, e.g. `http://127.0.0.1:8470`.
+/// A client for one or more verifier replicas, e.g. `http://127.0.0.1:8470`. Requests are
+/// spread round-robin over the replicas; a retry goes to the next replica, so one replica that
+/// is down or overloaded costs a retry, not a failure.
 #[derive(Debug, Clone)]
 pub struct VerifierClient {
     http: reqwest::Client,
-    base: String,
+    bases: Vec<String>,
+    next: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     retry: RetryPolicy,
 }
 
 impl VerifierClient {
     /// Creates a client with the default [`RetryPolicy`] and a 120 s per-request timeout.
-    pub fn new(base_url: &str) -> Result<Self, ClientError> {
-        Self::with_retry(base_url, RetryPolicy::default())
+    /// `base_urls` is one URL or several separated by commas.
+    pub fn new(base_urls: &str) -> Result<Self, ClientError> {
+        Self::with_retry(base_urls, RetryPolicy::default())
     }
 
     /// Creates a client with an explicit retry policy.
-    pub fn with_retry(base_url: &str, retry: RetryPolicy) -> Result<Self, ClientError> {
-        let base = base_url.trim_end_matches('/').to_string();
-        if !base.starts_with("http://") {
+    pub fn with_retry(base_urls: &str, retry: RetryPolicy) -> Result<Self, ClientError> {
+        let bases: Vec<String> = base_urls
+            .split(',')
+            .map(|u| u.trim().trim_end_matches('/').to_string())
+            .filter(|u| !u.is_empty())
+            .collect();
+        if bases.is_empty() {
             return Err(ClientError::InvalidUrl {
-                url: base_url.to_string(),
+                url: base_urls.to_string(),
+                reason: "no URL given".into(),
+            });
+        }
+        if let Some(bad) = bases.iter().find(|b| !b.starts_with("http://")) {
+            return Err(ClientError::InvalidUrl {
+                url: bad.clone(),
                 reason: "only http:// URLs are supported (no TLS in this client)".into(),
             });
         }
@@ -116,20 +130,35 @@ impl VerifierClient {
             .timeout(Duration::from_secs(120))
             .build()
             .map_err(|e| ClientError::InvalidUrl {
-                url: base_url.to_string(),
+                url: base_urls.to_string(),
                 reason: e.to_string(),
             })?;
-        Ok(VerifierClient { http, base, retry })
+        Ok(VerifierClient {
+            http,
+            bases,
+            next: Default::default(),
+            retry,
+        })
     }
 
-    /// The base URL this client talks to.
+    /// The first base URL.
     pub fn base_url(&self) -> &str {
-        &self.base
+        &self.bases[0]
+    }
+
+    /// Every replica's base URL.
+    pub fn base_urls(&self) -> &[String] {
+        &self.bases
+    }
+
+    /// The replica for attempt `attempt` of a request that started at `start`.
+    fn base_for(&self, start: usize, attempt: u32) -> &str {
+        &self.bases[(start + attempt as usize) % self.bases.len()]
     }
 
     /// `GET /healthz`: `Ok(())` when the verifier answers 200.
     pub async fn healthz(&self) -> Result<(), ClientError> {
-        let url = format!("{}{}", self.base, route::HEALTHZ);
+        let url = format!("{}{}", self.base_url(), route::HEALTHZ);
         let resp = self
             .http
             .get(&url)
@@ -155,10 +184,11 @@ impl VerifierClient {
         &self,
         req: &GradeMathRequest,
     ) -> Result<GradeMathResponse, ClientError> {
-        let url = format!("{}{}", self.base, route::MATH_GRADE);
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut attempt = 0u32;
         loop {
             let last = attempt + 1 >= self.retry.max_attempts;
+            let url = format!("{}{}", self.base_for(start, attempt), route::MATH_GRADE);
             match self.http.post(&url).json(req).send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
@@ -240,5 +270,16 @@ mod tests {
                 .base_url(),
             "http://127.0.0.1:1"
         );
+    }
+
+    #[test]
+    fn replicas_rotate_per_request_and_per_retry() {
+        let c = VerifierClient::new("http://a:1, http://b:2,http://c:3/").unwrap();
+        assert_eq!(c.base_urls(), ["http://a:1", "http://b:2", "http://c:3"]);
+        assert_eq!(c.base_for(0, 0), "http://a:1");
+        assert_eq!(c.base_for(0, 1), "http://b:2");
+        assert_eq!(c.base_for(2, 2), "http://b:2");
+        assert!(VerifierClient::new("http://a:1,https://b:2").is_err());
+        assert!(VerifierClient::new(" , ").is_err());
     }
 }

@@ -24,6 +24,8 @@ pub enum ErrorCode {
     TooManyRequests,
     /// The server is shutting down or not ready (503).
     Unavailable,
+    /// The request did not finish within the server's per-request deadline (504).
+    DeadlineExceeded,
     /// The verifier itself failed; details are logged server-side only (500).
     Internal,
 }
@@ -40,6 +42,7 @@ impl ErrorCode {
             ErrorCode::Unprocessable => 422,
             ErrorCode::TooManyRequests => 429,
             ErrorCode::Unavailable => 503,
+            ErrorCode::DeadlineExceeded => 504,
             ErrorCode::Internal => 500,
         }
     }

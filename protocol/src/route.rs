@@ -4,3 +4,9 @@
 pub const HEALTHZ: &str = "/healthz";
 /// Batch math grading: [`crate::GradeMathRequest`] → [`crate::GradeMathResponse`].
 pub const MATH_GRADE: &str = "/v1/math/grade";
+/// Readiness: `200 ready` once the service can grade, 503 while starting or shutting down.
+pub const READYZ: &str = "/readyz";
+/// Prometheus metrics (text exposition format).
+pub const METRICS: &str = "/metrics";
+/// The OpenAPI 3 description of this API.
+pub const OPENAPI: &str = "/openapi.json";

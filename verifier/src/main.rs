@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use protocol::{ApiError, ErrorCode, MathItem};
+use verifier::http::Tokens;
 use verifier::{AppState, Limits, app, math};
 
 /// RLVR verifier: math grading (and code judging) for reinforcement-learning rewards.
@@ -41,6 +42,19 @@ struct ServeArgs {
     /// Most items per math batch (422 above it).
     #[arg(long, env = "VERIFIER_MAX_BATCH_ITEMS", default_value_t = Limits::default().max_batch_items)]
     max_batch_items: usize,
+    /// CPU permits: chunks of work graded at once (default: the number of CPUs).
+    #[arg(long, env = "VERIFIER_MAX_CONCURRENCY", default_value_t = Limits::default().max_concurrency)]
+    max_concurrency: usize,
+    /// Requests that may wait for a CPU permit; beyond it new requests get 429.
+    #[arg(long, env = "VERIFIER_MAX_QUEUE", default_value_t = Limits::default().max_queue)]
+    max_queue: usize,
+    /// Per-request deadline in seconds; past it the client gets 504.
+    #[arg(long, env = "VERIFIER_REQUEST_TIMEOUT_SECS", default_value_t = Limits::default().request_timeout.as_secs())]
+    request_timeout_secs: u64,
+    /// File of bearer tokens (one per line, `#` comments) required on `/v1/*`; without it the
+    /// API is open. Tokens travel in clear over plain HTTP: put TLS in front off-host.
+    #[arg(long, env = "VERIFIER_AUTH_TOKEN_FILE")]
+    auth_token_file: Option<PathBuf>,
 }
 
 fn main() -> Result<()> {
@@ -60,18 +74,36 @@ fn serve(args: ServeArgs) -> Result<()> {
         .init();
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     runtime.block_on(async move {
-        let state = AppState {
-            limits: Limits {
-                max_body_bytes: args.max_body_bytes,
-                max_batch_items: args.max_batch_items,
-            },
+        let limits = Limits {
+            max_body_bytes: args.max_body_bytes,
+            max_batch_items: args.max_batch_items,
+            max_concurrency: args.max_concurrency,
+            max_queue: args.max_queue,
+            request_timeout: std::time::Duration::from_secs(args.request_timeout_secs.max(1)),
         };
+        let tokens = match &args.auth_token_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let t = Tokens::parse(&text);
+                anyhow::ensure!(!t.is_empty(), "{} holds no token", path.display());
+                Some(t)
+            }
+            None => None,
+        };
+        let state = AppState::new(limits, tokens);
+        let lifecycle = state.lifecycle.clone();
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("binding {}", args.listen))?;
         tracing::info!(addr = %listener.local_addr()?, "verifier listening");
+        let shutdown = async move {
+            shutdown_signal().await;
+            tracing::info!("draining: finishing in-flight requests");
+            lifecycle.start_draining();
+        };
         axum::serve(listener, app(state))
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(shutdown)
             .await?;
         tracing::info!("verifier stopped");
         Ok(())

@@ -13,6 +13,9 @@ pub enum AppError {
     /// Malformed body: not JSON, not UTF-8, wrong content type (400).
     #[error("{0}")]
     BadRequest(String),
+    /// Missing or wrong bearer token (401).
+    #[error("a valid bearer token is required (Authorization: Bearer …)")]
+    Unauthorized,
     /// Body larger than the server's limit (413).
     #[error("request body exceeds the limit of {limit_bytes} bytes")]
     PayloadTooLarge {
@@ -28,19 +31,39 @@ pub enum AppError {
     /// Route exists, method does not (405).
     #[error("method not allowed on this route")]
     MethodNotAllowed,
+    /// The work queue is full (429); retry with backoff.
+    #[error("the grading queue is full ({queued} requests waiting); retry later")]
+    Overloaded {
+        /// Requests waiting when this one was refused.
+        queued: usize,
+    },
+    /// Shutting down or not ready (503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The per-request deadline passed (504).
+    #[error("the request did not finish within {seconds} s")]
+    DeadlineExceeded {
+        /// The deadline in force.
+        seconds: u64,
+    },
     /// The verifier itself failed (500); the string is logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl AppError {
-    fn code(&self) -> ErrorCode {
+    /// The error class sent to the client.
+    pub fn code(&self) -> ErrorCode {
         match self {
             AppError::BadRequest(_) => ErrorCode::BadRequest,
+            AppError::Unauthorized => ErrorCode::Unauthorized,
             AppError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             AppError::Unprocessable(_) => ErrorCode::Unprocessable,
             AppError::NotFound => ErrorCode::NotFound,
             AppError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            AppError::Overloaded { .. } => ErrorCode::TooManyRequests,
+            AppError::Unavailable(_) => ErrorCode::Unavailable,
+            AppError::DeadlineExceeded { .. } => ErrorCode::DeadlineExceeded,
             AppError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -58,6 +81,19 @@ impl IntoResponse for AppError {
         };
         let status =
             StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(ApiError::new(code, message))).into_response()
+        let mut resp = (status, Json(ApiError::new(code, message))).into_response();
+        if code == ErrorCode::TooManyRequests || code == ErrorCode::Unavailable {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        if code == ErrorCode::Unauthorized {
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
     }
 }

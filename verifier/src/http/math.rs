@@ -1,14 +1,19 @@
 //! `POST /v1/math/grade`.
 
 use axum::extract::State;
-use protocol::{GradeMathRequest, GradeMathResponse};
+use protocol::{GradeMathRequest, GradeMathResponse, MathItem, MathResult};
 
 use super::AppState;
 use super::error::AppError;
 use super::json::AppJson;
 use crate::math;
 
-/// Grades a batch off the async threads; a panic in the grader fails this batch only (500).
+/// Items graded per CPU permit: large batches are split into chunks of this size that run in
+/// parallel within the concurrency budget.
+pub(super) const ITEMS_PER_CHUNK: usize = 64;
+
+/// Grades a batch off the async threads, in parallel chunks, each holding a CPU permit; a
+/// panic in the grader fails this batch only (500).
 pub(super) async fn grade_math(
     State(state): State<AppState>,
     AppJson(req): AppJson<GradeMathRequest>,
@@ -20,11 +25,48 @@ pub(super) async fn grade_math(
             req.items.len()
         )));
     }
-    let results = tokio::task::spawn_blocking(move || {
-        std::panic::catch_unwind(|| req.items.iter().map(math::grade).collect::<Vec<_>>())
-    })
-    .await
-    .map_err(|e| AppError::Internal(format!("grading task failed: {e}")))?
-    .map_err(|_| AppError::Internal("grader panicked".into()))?;
+    let chunks: Vec<Vec<MathItem>> = req
+        .items
+        .chunks(ITEMS_PER_CHUNK)
+        .map(<[MathItem]>::to_vec)
+        .collect();
+    let tasks = chunks.into_iter().map(|chunk| {
+        let state = state.clone();
+        async move {
+            let _permit = state.cpu.acquire().await?;
+            tokio::task::spawn_blocking(move || {
+                std::panic::catch_unwind(|| {
+                    chunk.iter().map(math::grade).collect::<Vec<MathResult>>()
+                })
+            })
+            .await
+            .map_err(|e| AppError::Internal(format!("grading task failed: {e}")))?
+            .map_err(|_| AppError::Internal("grader panicked".into()))
+        }
+    });
+    let mut results = Vec::with_capacity(req.items.len());
+    for part in futures_join_all(tasks).await {
+        results.extend(part?);
+    }
+    for r in &results {
+        state.metrics.observe_verdict(r.verdict);
+    }
     Ok(AppJson(GradeMathResponse { results }))
+}
+
+/// Runs futures concurrently, keeping their order.
+async fn futures_join_all<F, T>(futs: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<tokio::task::JoinHandle<T>> = futs.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        match h.await {
+            Ok(v) => out.push(v),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    out
 }

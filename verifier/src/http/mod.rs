@@ -1,16 +1,32 @@
 //! The HTTP front: one [`app`] that builds the router, typed errors ([`error`]), a JSON
 //! extractor that answers in the API's error shape ([`json`]), and the handlers.
 
+pub mod admission;
+pub mod auth;
 pub mod error;
 pub mod json;
+pub mod lifecycle;
 mod math;
+pub mod metrics;
+pub mod openapi;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use protocol::route;
 
+pub use admission::CpuPool;
+pub use auth::Tokens;
 pub use error::AppError;
+pub use lifecycle::Lifecycle;
+pub use metrics::Metrics;
 
 /// Request limits. Requests over a limit get a typed 4xx naming it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +35,12 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Most items in one math batch; more get 422. Default 10 000.
     pub max_batch_items: usize,
+    /// CPU permits: batches (or chunks of them) graded at once. Default: the number of CPUs.
+    pub max_concurrency: usize,
+    /// Requests that may wait for a permit before new ones get 429. Default 256.
+    pub max_queue: usize,
+    /// Per-request deadline; past it the client gets 504. Default 60 s.
+    pub request_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -26,32 +48,93 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 16 * 1024 * 1024,
             max_batch_items: 10_000,
+            max_concurrency: std::thread::available_parallelism().map_or(2, usize::from),
+            max_queue: 256,
+            request_timeout: Duration::from_secs(60),
         }
     }
 }
 
-/// Shared, immutable server state.
-#[derive(Debug, Clone, Default)]
+/// Shared server state; cheap to clone.
+#[derive(Debug, Clone)]
 pub struct AppState {
     /// Request limits.
     pub limits: Limits,
+    /// Bearer tokens for `/v1/*`; `None` (or empty): no authentication.
+    pub tokens: Option<Arc<Tokens>>,
+    /// The CPU pool and its queue.
+    pub cpu: Arc<CpuPool>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Readiness and draining.
+    pub lifecycle: Arc<Lifecycle>,
+}
+
+impl AppState {
+    /// State with `limits` and optional tokens.
+    pub fn new(limits: Limits, tokens: Option<Tokens>) -> Self {
+        AppState {
+            limits,
+            tokens: tokens.map(Arc::new),
+            cpu: Arc::new(CpuPool::new(limits.max_concurrency, limits.max_queue)),
+            metrics: Arc::new(Metrics::default()),
+            lifecycle: Arc::new(Lifecycle::default()),
+        }
+    }
+}
+
+impl Default for AppState {
+    fn default() -> Self {
+        AppState::new(Limits::default(), None)
+    }
 }
 
 /// Builds the verifier's router. Serve it with `axum::serve`, or call it in-process with
 /// `tower::ServiceExt::oneshot` in tests.
 pub fn app(state: AppState) -> Router {
     let body_limit = state.limits.max_body_bytes;
+    let api = Router::new()
+        .route(route::MATH_GRADE, post(math::grade_math))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route(route::HEALTHZ, get(healthz))
-        .route(route::MATH_GRADE, post(math::grade_math))
+        .route(route::READYZ, get(readyz))
+        .route(route::METRICS, get(metrics_text))
+        .route(route::OPENAPI, get(openapi_json))
+        .merge(api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(from_fn_with_state(state.clone(), lifecycle::track))
         .with_state(state)
 }
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.lifecycle.is_ready() {
+        "ready".into_response()
+    } else {
+        AppError::Unavailable("not ready".into()).into_response()
+    }
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    let body = state
+        .metrics
+        .render(state.cpu.queued(), state.cpu.in_flight());
+    (
+        StatusCode::OK,
+        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+        body,
+    )
+        .into_response()
+}
+
+async fn openapi_json() -> axum::Json<serde_json::Value> {
+    axum::Json(openapi::document())
 }
 
 async fn not_found() -> AppError {
