@@ -512,3 +512,21 @@ async fn client_spreads_over_replicas_and_fails_over() {
         s.abort();
     }
 }
+
+#[tokio::test]
+async fn option_ranges_are_enforced() {
+    // 10^(2^32) would be computed for a float rounding of 4e9 places: refused with 422.
+    let body = r#"{"items": [{"response": "x", "ground_truth": "1", "options": {"float_rounding": 4000000000}}]}"#;
+    let (status, v) = call(AppState::default(), post_json(route::MATH_GRADE, body)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("items[0].options.float_rounding"),
+        "{v}"
+    );
+    let body = r#"{"items": [{"response": "\\boxed{1}", "ground_truth": "1", "options": {"float_rounding": 64}}]}"#;
+    let (status, _) = call(AppState::default(), post_json(route::MATH_GRADE, body)).await;
+    assert_eq!(status, StatusCode::OK);
+}

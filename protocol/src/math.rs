@@ -73,6 +73,30 @@ pub struct MathOptions {
     pub lowercase: bool,
 }
 
+/// Largest `float_rounding` accepted (decimal places).
+pub const MAX_FLOAT_ROUNDING: u32 = 64;
+/// Most `strings` choices accepted.
+pub const MAX_STRINGS: usize = 64;
+
+impl MathOptions {
+    /// Checks value ranges; the message names the offending field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.float_rounding > MAX_FLOAT_ROUNDING {
+            return Err(format!(
+                "options.float_rounding: {} is above the maximum of {MAX_FLOAT_ROUNDING}",
+                self.float_rounding
+            ));
+        }
+        if self.strings.len() > MAX_STRINGS {
+            return Err(format!(
+                "options.strings: {} choices exceed the maximum of {MAX_STRINGS}",
+                self.strings.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for MathOptions {
     fn default() -> Self {
         MathOptions {

@@ -143,6 +143,18 @@ fn grade_math_lines(input: &str) -> Result<()> {
             continue;
         }
         let json = match serde_json::from_str::<MathItem>(&line) {
+            Ok(item) if item.options.as_ref().is_some_and(|o| o.validate().is_err()) => {
+                failed += 1;
+                let msg = item
+                    .options
+                    .as_ref()
+                    .and_then(|o| o.validate().err())
+                    .unwrap_or_default();
+                serde_json::to_string(&ApiError::new(
+                    ErrorCode::Unprocessable,
+                    format!("line {}: {msg}", n + 1),
+                ))?
+            }
             Ok(item) => serde_json::to_string(&math::grade(&item))?,
             Err(e) => {
                 failed += 1;

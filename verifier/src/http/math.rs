@@ -25,6 +25,11 @@ pub(super) async fn grade_math(
             req.items.len()
         )));
     }
+    for (i, item) in req.items.iter().enumerate() {
+        if let Some(Err(msg)) = item.options.as_ref().map(protocol::MathOptions::validate) {
+            return Err(AppError::Unprocessable(format!("items[{i}].{msg}")));
+        }
+    }
     let chunks: Vec<Vec<MathItem>> = req
         .items
         .chunks(ITEMS_PER_CHUNK)

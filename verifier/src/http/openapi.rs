@@ -57,12 +57,12 @@ pub fn document() -> Value {
                 "MathOptions": {"type": "object", "additionalProperties": false, "properties": {
                     "extraction": {"type": "array", "items": {"type": "string", "enum": ["latex", "expr", "string"]}, "default": ["latex", "expr"]},
                     "gold_extraction": {"type": "array", "items": {"type": "string", "enum": ["latex", "expr", "string"]}, "nullable": true},
-                    "latex_boxed_match_priority": {"type": "integer", "default": 0},
-                    "float_rounding": {"type": "integer", "minimum": 0, "default": 6},
+                    "latex_boxed_match_priority": {"type": "integer", "format": "int32", "minimum": -2147483648, "maximum": 2147483647, "default": 0},
+                    "float_rounding": {"type": "integer", "minimum": 0, "maximum": 64, "default": 6},
                     "strict": {"type": "boolean", "default": true},
                     "allow_set_relation_comp": {"type": "boolean", "default": false},
                     "require_boxed": {"type": "boolean", "default": true},
-                    "strings": {"type": "array", "items": {"type": "string"}, "default": []},
+                    "strings": {"type": "array", "items": {"type": "string"}, "maxItems": 64, "default": []},
                     "lowercase": {"type": "boolean", "default": true}}},
                 "GradeMathResponse": {"type": "object", "additionalProperties": false, "required": ["results"], "properties": {
                     "results": {"type": "array", "items": {"$ref": "#/components/schemas/MathResult"}}}},

@@ -90,7 +90,8 @@ fn grade_inner(
         }
     };
     let policy = Policy {
-        float_rounding: o.float_rounding,
+        // Validated at the API (≤ 64); clamped here too so no caller can ask for 10^(2^32).
+        float_rounding: o.float_rounding.min(protocol::math::MAX_FLOAT_ROUNDING),
         strict: o.strict,
         allow_set_relation_comp: o.allow_set_relation_comp,
     };
