@@ -75,6 +75,30 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ComputeDevice::Cpu)]
         device: ComputeDevice,
     },
+    /// Measure how well STEER's estimate (and the covariance estimate) predict the entropy
+    /// change of one SGD step, against the exact first-order change and the realised one.
+    /// Writes `OUT/report.md` (Pearson, Spearman, MSE overall and per quadrant) and
+    /// `OUT/points.csv`.
+    EntropyProbe {
+        /// The config file (model, task, sampling, seed).
+        #[arg(long)]
+        config: PathBuf,
+        /// SGD step size η.
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f64,
+        /// Prompts to sample (each with the config's group size).
+        #[arg(long, default_value_t = 8)]
+        samples: usize,
+        /// Positions that get the autograd first-order value (one backward pass each).
+        #[arg(long, default_value_t = 2000)]
+        max_first_order: usize,
+        /// Output directory.
+        #[arg(long, default_value = "runs/entropy-probe")]
+        out: PathBuf,
+        /// Verifier base URL; without it one is started in-process on loopback.
+        #[arg(long, env = "TRAINER_VERIFIER_URL")]
+        verifier_url: Option<String>,
+    },
     /// Question the rollout store: what was the model rewarded for?
     Audit {
         /// `postgres://…` or `sqlite://PATH`.
@@ -204,6 +228,45 @@ fn main() -> Result<()> {
                 progress: true,
             };
             run_training(&cfg, opts, verifier_url)
+        }
+        Command::EntropyProbe {
+            config,
+            lr,
+            samples,
+            max_first_order,
+            out,
+            verifier_url,
+        } => {
+            let text = std::fs::read_to_string(&config)
+                .with_context(|| format!("reading {}", config.display()))?;
+            let cfg = TrainConfig::from_toml(&text)
+                .with_context(|| format!("in {}", config.display()))?;
+            let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+            let (verifier_url, _embedded) = match verifier_url {
+                Some(url) => (url, None),
+                None => {
+                    let v = rt
+                        .block_on(spawn_embedded_verifier())
+                        .context("starting the embedded verifier")?;
+                    (v.url.clone(), Some(v))
+                }
+            };
+            let opts = trainer::probe::ProbeOptions {
+                lr,
+                prompts: samples,
+                max_first_order,
+                out_dir: out.clone(),
+                verifier_url,
+            };
+            let handle = rt.handle().clone();
+            let points = std::thread::scope(|s| {
+                s.spawn(|| trainer::probe::run_probe(&cfg, &opts, &handle))
+                    .join()
+            })
+            .map_err(|_| anyhow::anyhow!("probe thread panicked"))??;
+            print!("{}", trainer::probe::report_markdown(&points, lr));
+            println!("\nwrote {}/report.md and points.csv", out.display());
+            Ok(())
         }
         Command::Audit {
             database_url,

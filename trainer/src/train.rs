@@ -604,7 +604,7 @@ fn without_steps(v: &serde_json::Value) -> serde_json::Value {
 }
 
 /// Supervised warm-up on format-only examples; returns the last step's mean NLL.
-fn format_warmup(
+pub(crate) fn format_warmup(
     cfg: &TrainConfig,
     policy: &Qwen2,
     params: &[Param],
@@ -683,7 +683,7 @@ fn token_batch(
 }
 
 /// A model over detached views of the VarMap's tensors (shared storage, no graph).
-fn detached_view(
+pub(crate) fn detached_view(
     varmap: &VarMap,
     cfg: &TrainConfig,
     device: &Device,
@@ -704,7 +704,7 @@ fn detached_view(
 }
 
 /// Trainable parameters; weight decay on matrices only.
-fn params_of(varmap: &VarMap) -> candle_core::Result<Vec<Param>> {
+pub(crate) fn params_of(varmap: &VarMap) -> candle_core::Result<Vec<Param>> {
     let data = varmap
         .data()
         .lock()
