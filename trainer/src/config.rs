@@ -35,6 +35,9 @@ pub struct TrainConfig {
     pub algo: AlgoConfig,
     /// Optimizer for the RL steps.
     pub optim: AdamWConfig,
+    /// Learning-rate warm-up and decay over the RL steps.
+    #[serde(default)]
+    pub schedule: crate::optim::LrSchedule,
     /// Supervised format warm-up before RL.
     pub warmup: WarmupConfig,
 }
@@ -49,6 +52,33 @@ pub struct RolloutConfig {
     pub group_size: usize,
     /// Sampling.
     pub sampling: SamplingConfig,
+    /// DAPO's soft overlong penalty: responses longer than `max_new_tokens − overlong_buffer`
+    /// lose `overlong_penalty × (excess / overlong_buffer)` reward (at most the full factor).
+    /// 0 (default) disables it.
+    #[serde(default)]
+    pub overlong_buffer: usize,
+    /// The penalty factor. Default 1.0.
+    #[serde(default = "unit")]
+    pub overlong_penalty: f64,
+}
+
+fn unit() -> f64 {
+    1.0
+}
+
+impl RolloutConfig {
+    /// `reward` shaped by the overlong penalty for a response of `len` tokens.
+    pub fn shaped_reward(&self, reward: f64, len: usize) -> f64 {
+        if self.overlong_buffer == 0 {
+            return reward;
+        }
+        let start = self
+            .sampling
+            .max_new_tokens
+            .saturating_sub(self.overlong_buffer);
+        let excess = len.saturating_sub(start) as f64;
+        reward - (excess / self.overlong_buffer as f64).min(1.0) * self.overlong_penalty
+    }
 }
 
 /// Objective settings.
@@ -168,6 +198,20 @@ mod tests {
     fn demo_config_is_valid() {
         let cfg = TrainConfig::demo();
         assert_eq!(cfg.algo.method, Method::Steer);
+    }
+
+    // DAPO: penalty = min(-(L - (max - buf)) / buf * factor, 0); max 12, buf 4, factor 1:
+    //   L=8 -> 0, L=10 -> -0.5, L=12 -> -1.0
+    #[test]
+    fn overlong_penalty_golden_numbers() {
+        let mut r = TrainConfig::demo().rollout;
+        r.sampling.max_new_tokens = 12;
+        r.overlong_buffer = 4;
+        assert_eq!(r.shaped_reward(1.0, 8), 1.0);
+        assert!((r.shaped_reward(1.0, 10) - 0.5).abs() < 1e-12);
+        assert!((r.shaped_reward(1.0, 12) - 0.0).abs() < 1e-12);
+        r.overlong_buffer = 0;
+        assert_eq!(r.shaped_reward(1.0, 12), 1.0);
     }
 
     #[test]

@@ -39,6 +39,57 @@ impl Default for AdamWConfig {
     }
 }
 
+/// Learning-rate schedule after the linear warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrDecay {
+    /// The base rate throughout (verl's and STEER's default).
+    #[default]
+    Constant,
+    /// Cosine decay from the base rate to `min_lr_ratio × base` at the last step.
+    Cosine,
+}
+
+/// Warm-up plus decay, as verl's `lr_warmup_steps` and `lr_scheduler_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LrSchedule {
+    /// Steps of linear warm-up from 0 to the base rate. Default 0.
+    pub warmup_steps: usize,
+    /// Decay after warm-up. Default constant.
+    pub decay: LrDecay,
+    /// Floor of the cosine decay, as a fraction of the base rate. Default 0.
+    pub min_lr_ratio: f64,
+}
+
+impl Default for LrSchedule {
+    fn default() -> Self {
+        LrSchedule {
+            warmup_steps: 0,
+            decay: LrDecay::Constant,
+            min_lr_ratio: 0.0,
+        }
+    }
+}
+
+impl LrSchedule {
+    /// The rate for 0-based `step` of `total` steps with base rate `base`.
+    pub fn lr(&self, base: f64, step: usize, total: usize) -> f64 {
+        if step < self.warmup_steps {
+            return base * (step + 1) as f64 / self.warmup_steps as f64;
+        }
+        match self.decay {
+            LrDecay::Constant => base,
+            LrDecay::Cosine => {
+                let span = total.saturating_sub(self.warmup_steps).max(1) as f64;
+                let t = ((step - self.warmup_steps) as f64 / span).min(1.0);
+                let floor = base * self.min_lr_ratio;
+                floor + (base - floor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+        }
+    }
+}
+
 /// One trainable tensor.
 #[derive(Debug, Clone)]
 pub struct Param {
@@ -283,6 +334,25 @@ mod tests {
             (w[0] - 0.7811).abs() < 1e-4 && (w[1] + 1.7612).abs() < 1e-4,
             "{w:?}"
         );
+    }
+
+    #[test]
+    fn schedules() {
+        let c = LrSchedule {
+            warmup_steps: 4,
+            decay: LrDecay::Cosine,
+            min_lr_ratio: 0.1,
+        };
+        let lrs: Vec<f64> = (0..14).map(|s| c.lr(1.0, s, 14)).collect();
+        assert!((lrs[0] - 0.25).abs() < 1e-12 && (lrs[3] - 1.0).abs() < 1e-12);
+        assert!((lrs[4] - 1.0).abs() < 1e-12);
+        assert!(
+            (lrs[9] - 0.55).abs() < 1e-12,
+            "half-way: 0.1 + 0.9 * 0.5 = 0.55, got {}",
+            lrs[9]
+        );
+        assert!(lrs.windows(2).skip(4).all(|w| w[1] <= w[0]));
+        assert_eq!(LrSchedule::default().lr(2e-3, 7, 10), 2e-3);
     }
 
     #[test]

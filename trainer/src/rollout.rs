@@ -20,6 +20,17 @@ pub struct SamplingConfig {
     pub temperature: f64,
     /// Longest response, tokens (EOS included).
     pub max_new_tokens: usize,
+    /// Nucleus sampling: keep the smallest set of tokens whose probability reaches `top_p`.
+    /// Default 1.0 (off). Log-probs for training are of the unfiltered distribution, as verl.
+    #[serde(default = "one")]
+    pub top_p: f64,
+    /// Keep only the `top_k` most likely tokens; 0 (default) keeps all.
+    #[serde(default)]
+    pub top_k: usize,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// One sampled response.
@@ -90,6 +101,32 @@ pub fn sample_group<R: Rng>(
             }
         })
         .collect())
+}
+
+/// The distribution restricted to its `top_k` most likely tokens (0: all) and then to the
+/// smallest prefix reaching mass `top_p`; not renormalised (the draw normalises).
+pub fn truncate(probs: &[f32], top_k: usize, top_p: f64) -> Vec<f32> {
+    if top_k == 0 && top_p >= 1.0 {
+        return probs.to_vec();
+    }
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+    let keep_k = if top_k == 0 {
+        probs.len()
+    } else {
+        top_k.min(probs.len())
+    };
+    let total: f64 = probs.iter().map(|&p| f64::from(p)).sum();
+    let mut out = vec![0.0; probs.len()];
+    let mut mass = 0.0;
+    for &i in order.iter().take(keep_k) {
+        out[i] = probs[i];
+        mass += f64::from(probs[i]) / total;
+        if mass >= top_p - 1e-6 {
+            break;
+        }
+    }
+    out
 }
 
 /// Inverse-CDF draw from a probability vector.
@@ -177,6 +214,8 @@ mod tests {
         let cfg = SamplingConfig {
             temperature: 1.0,
             max_new_tokens: 6,
+            top_p: 1.0,
+            top_k: 0,
         };
         let run = |seed| {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -188,6 +227,20 @@ mod tests {
         for s in &a {
             assert!(!s.response_ids.is_empty() && s.response_ids.len() <= 6);
             assert!(!s.response_ids[..s.response_ids.len() - 1].contains(&EOS_ID));
+        }
+    }
+
+    #[test]
+    fn top_k_and_top_p_truncate() {
+        let p = [0.1f32, 0.5, 0.15, 0.25];
+        assert_eq!(truncate(&p, 0, 1.0), p.to_vec());
+        assert_eq!(truncate(&p, 2, 1.0), vec![0.0, 0.5, 0.0, 0.25]);
+        assert_eq!(truncate(&p, 0, 0.7), vec![0.0, 0.5, 0.0, 0.25]);
+        assert_eq!(truncate(&p, 0, 0.5), vec![0.0, 0.5, 0.0, 0.0]);
+        assert_eq!(truncate(&p, 1, 0.99), vec![0.0, 0.5, 0.0, 0.0]);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for _ in 0..200 {
+            assert!([1, 3].contains(&draw(&truncate(&p, 2, 1.0), &mut rng)));
         }
     }
 

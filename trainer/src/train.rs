@@ -118,6 +118,8 @@ pub struct StepMetrics {
     pub predicted_entropy_change: f64,
     /// Token-mean KL to the reference policy, when `kl.beta > 0`.
     pub kl: Option<f64>,
+    /// Learning rate used for the step.
+    pub lr: f64,
     /// Non-finite gradient: step skipped.
     pub skipped: bool,
     /// Seconds per phase.
@@ -301,6 +303,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
         let mut line = serde_json::to_value(step_record(&run_id, &metrics)).unwrap_or_default();
         if let Some(o) = line.as_object_mut() {
             o.insert("kl".into(), metrics.kl.into());
+            o.insert("lr".into(), metrics.lr.into());
             o.insert("method".into(), cfg.algo.method.as_str().into());
         }
         writeln!(metrics_file, "{line}")?;
@@ -394,7 +397,11 @@ fn rl_step(
         })
         .collect();
     let results = ctx.rt.block_on(reward::grade(ctx.client, items))?;
-    let rewards: Vec<f32> = results.iter().map(|r| r.reward as f32).collect();
+    let rewards: Vec<f32> = results
+        .iter()
+        .zip(&samples)
+        .map(|(r, s)| cfg.rollout.shaped_reward(r.reward, s.response_ids.len()) as f32)
+        .collect();
     let adv = match cfg.algo.method.advantage() {
         AdvantageKind::Grpo => advantage::grpo(&rewards, g, cfg.algo.norm_adv_by_std),
         AdvantageKind::Rloo => advantage::rloo(&rewards, g),
@@ -500,7 +507,8 @@ fn rl_step(
         predicted += stats.predicted_entropy_change;
         weights = weights.merge(stats.weights);
     }
-    let outcome = opt.step(&acc.into_grads(), cfg.optim.lr)?;
+    let lr = cfg.schedule.lr(cfg.optim.lr, step, cfg.steps);
+    let outcome = opt.step(&acc.into_grads(), lr)?;
     timings.insert("train", t.elapsed().as_secs_f64());
 
     let rows: Vec<RolloutRow> = samples
@@ -517,7 +525,7 @@ fn rl_step(
             ground_truth: problems[i / g].answer.clone(),
             num_tokens: s.response_ids.len() as i32,
             finished: s.finished(),
-            reward: r.reward,
+            reward: f64::from(rewards[i]),
             verdict: r.verdict.as_str().to_string(),
             extracted: r.extracted.clone(),
             verifier_result: serde_json::to_value(r).unwrap_or(serde_json::Value::Null),
@@ -543,6 +551,7 @@ fn rl_step(
         weights,
         predicted_entropy_change: predicted,
         kl: (kl_n > 0).then(|| kl_sum / kl_n as f64),
+        lr,
         skipped: outcome.skipped,
         timings,
     };
