@@ -87,6 +87,16 @@ async fn grpo_run_defaults_to_sqlite_in_the_run_dir() {
     };
     let summary = run_blocking(cfg.clone(), opts).await;
     assert!(run_dir.join("rollouts.sqlite").exists());
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        assert!(
+            run_dir.join(train::FINAL_DIR).join(f).is_file(),
+            "final/{f}"
+        );
+    }
+    assert_eq!(
+        trainer::model::hf::read_config(&run_dir.join(train::FINAL_DIR)).unwrap(),
+        cfg.model
+    );
     let store = Store::connect(&summary.database_url).await.unwrap();
     let expected = cfg.steps * cfg.rollout.prompts_per_step * cfg.rollout.group_size;
     assert_eq!(

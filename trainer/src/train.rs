@@ -312,6 +312,14 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
         history.push(metrics);
     }
     bar.finish_and_clear();
+    // The final policy in the Hugging Face layout, loadable by other tools.
+    crate::model::hf::save(
+        &opts.run_dir.join(FINAL_DIR),
+        &cfg.model,
+        &varmap,
+        Some(tok.inner()),
+    )
+    .map_err(|e| TrainError::Config(format!("saving the final model: {e}")))?;
     if let Some(w) = writer {
         w.send(&[JournalRecord::FinishRun {
             run_id: run_id.clone(),
@@ -557,6 +565,9 @@ fn rl_step(
     };
     Ok((rows, metrics))
 }
+
+/// Subdirectory of the run directory holding the final policy (HF layout).
+pub const FINAL_DIR: &str = "final";
 
 /// Per-step metrics, one JSON object per line, in the run directory.
 pub const METRICS_FILE: &str = "metrics.jsonl";

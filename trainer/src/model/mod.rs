@@ -4,6 +4,7 @@
 //! fused `rms_norm`, `softmax_last_dim` and `rope` have no backward and would silently cut the
 //! graph). Its weights live in a [`candle_nn::VarMap`] under the Hugging Face tensor names.
 
+pub mod hf;
 pub mod qwen2;
 
 pub use qwen2::{ModelConfig, Qwen2};

@@ -1,0 +1,266 @@
+//! Hugging Face checkpoint directories: `config.json`, `model.safetensors` (or shards listed by
+//! `model.safetensors.index.json`), `tokenizer.json`.
+//!
+//! Loading casts every tensor to f32 master weights and registers it in a `VarMap` under its
+//! checkpoint name, which is what [`super::Qwen2::new`] then reads. Saving writes the same
+//! layout back, so other tools (transformers, candle, vLLM) load it.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
+
+use super::ModelConfig;
+
+/// Checkpoint I/O failures.
+#[derive(Debug, thiserror::Error)]
+pub enum HfError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `config.json` or the index is malformed or names an unsupported model.
+    #[error("{0}")]
+    Config(String),
+    /// Tensor (de)serialisation.
+    #[error("tensors: {0}")]
+    Tensor(#[from] candle_core::Error),
+}
+
+/// The fields of a Qwen2/Llama `config.json` the model needs; other keys are ignored (HF
+/// configs carry many), but `model_type` must be one this trainer implements.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+struct HfConfig {
+    model_type: String,
+    vocab_size: usize,
+    hidden_size: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    #[serde(default)]
+    num_key_value_heads: Option<usize>,
+    #[serde(default = "default_theta")]
+    rope_theta: f64,
+    #[serde(default = "default_eps")]
+    rms_norm_eps: f64,
+    #[serde(default = "default_positions")]
+    max_position_embeddings: usize,
+    #[serde(default)]
+    tie_word_embeddings: bool,
+}
+
+fn default_theta() -> f64 {
+    10_000.0
+}
+fn default_eps() -> f64 {
+    1e-6
+}
+fn default_positions() -> usize {
+    32_768
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HfError + '_ {
+    move |source| HfError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Reads `dir/config.json` as a [`ModelConfig`] (model types `qwen2`; others are refused).
+pub fn read_config(dir: &Path) -> Result<ModelConfig, HfError> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let c: HfConfig = serde_json::from_str(&text)
+        .map_err(|e| HfError::Config(format!("{}: {e}", path.display())))?;
+    if c.model_type != "qwen2" {
+        return Err(HfError::Config(format!(
+            "model_type {:?} is not supported (qwen2 is)",
+            c.model_type
+        )));
+    }
+    let cfg = ModelConfig {
+        vocab_size: c.vocab_size,
+        hidden_size: c.hidden_size,
+        intermediate_size: c.intermediate_size,
+        num_hidden_layers: c.num_hidden_layers,
+        num_attention_heads: c.num_attention_heads,
+        num_key_value_heads: c.num_key_value_heads.unwrap_or(c.num_attention_heads),
+        rope_theta: c.rope_theta,
+        rms_norm_eps: c.rms_norm_eps,
+        max_position_embeddings: c.max_position_embeddings,
+        tie_word_embeddings: c.tie_word_embeddings,
+    };
+    cfg.validate().map_err(HfError::Config)?;
+    Ok(cfg)
+}
+
+/// Loads the weights of `dir` into `varmap` as f32 `Var`s (single file or sharded).
+pub fn load_weights(dir: &Path, varmap: &VarMap, device: &Device) -> Result<usize, HfError> {
+    let index = dir.join("model.safetensors.index.json");
+    let files: Vec<std::path::PathBuf> = if index.is_file() {
+        let text = std::fs::read_to_string(&index).map_err(io(&index))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| HfError::Config(format!("{}: {e}", index.display())))?;
+        let map = v["weight_map"]
+            .as_object()
+            .ok_or_else(|| HfError::Config("index without weight_map".into()))?;
+        let mut names: Vec<&str> = map.values().filter_map(|f| f.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.into_iter().map(|f| dir.join(f)).collect()
+    } else {
+        vec![dir.join("model.safetensors")]
+    };
+    let mut data = varmap
+        .data()
+        .lock()
+        .map_err(|_| HfError::Config("varmap lock poisoned".into()))?;
+    let mut count = 0;
+    for f in files {
+        for (name, t) in candle_core::safetensors::load(&f, device)? {
+            data.insert(name, Var::from_tensor(&t.to_dtype(DType::F32)?)?);
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+/// Writes `dir/{config.json, model.safetensors}` (and `tokenizer.json` when given).
+pub fn save(
+    dir: &Path,
+    cfg: &ModelConfig,
+    varmap: &VarMap,
+    tokenizer: Option<&tokenizers::Tokenizer>,
+) -> Result<(), HfError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let hf = serde_json::json!({
+        "architectures": ["Qwen2ForCausalLM"],
+        "model_type": "qwen2",
+        "torch_dtype": "float32",
+        "vocab_size": cfg.vocab_size,
+        "hidden_size": cfg.hidden_size,
+        "intermediate_size": cfg.intermediate_size,
+        "num_hidden_layers": cfg.num_hidden_layers,
+        "num_attention_heads": cfg.num_attention_heads,
+        "num_key_value_heads": cfg.num_key_value_heads,
+        "rope_theta": cfg.rope_theta,
+        "rms_norm_eps": cfg.rms_norm_eps,
+        "max_position_embeddings": cfg.max_position_embeddings,
+        "tie_word_embeddings": cfg.tie_word_embeddings,
+        "hidden_act": "silu",
+    });
+    let path = dir.join("config.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&hf).unwrap_or_default()).map_err(io(&path))?;
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| HfError::Config("varmap lock poisoned".into()))?;
+    let tensors: HashMap<String, Tensor> = data
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect();
+    drop(data);
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
+    if let Some(t) = tokenizer {
+        t.save(dir.join("tokenizer.json"), false)
+            .map_err(|e| HfError::Config(format!("tokenizer.json: {e}")))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Qwen2;
+    use crate::model::qwen2::tests::tiny_config;
+    use candle_nn::VarBuilder;
+
+    fn logits(m: &Qwen2) -> Vec<f32> {
+        let ids = Tensor::new(&[[1u32, 5, 3, 9]], &Device::Cpu).unwrap();
+        m.forward(&ids)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn save_and_load_round_trip_single_and_sharded() {
+        let dev = Device::Cpu;
+        let cfg = tiny_config(13);
+        let vm = VarMap::new();
+        let model = Qwen2::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
+        crate::model::init_weights(&vm, 9, 0.1).unwrap();
+        let want = logits(&model);
+        let tok = crate::tokenizer::CharTokenizer::new().unwrap();
+        let dir = std::env::temp_dir().join(format!("hf-roundtrip-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        save(&dir, &cfg, &vm, Some(tok.inner())).unwrap();
+        assert!(dir.join("tokenizer.json").is_file());
+        assert_eq!(
+            tokenizers::Tokenizer::from_file(dir.join("tokenizer.json"))
+                .unwrap()
+                .get_vocab_size(true),
+            tok.vocab_size()
+        );
+
+        let load = |d: &Path| {
+            let cfg2 = read_config(d).unwrap();
+            assert_eq!(cfg2, cfg);
+            let vm2 = VarMap::new();
+            let n = load_weights(d, &vm2, &dev).unwrap();
+            assert_eq!(n, 27);
+            let m2 = Qwen2::new(&cfg2, VarBuilder::from_varmap(&vm2, DType::F32, &dev)).unwrap();
+            logits(&m2)
+        };
+        assert_eq!(load(&dir), want);
+
+        // Shard it: two files and an index, bf16 on disk (cast back to f32 master weights).
+        let all = candle_core::safetensors::load(dir.join("model.safetensors"), &dev).unwrap();
+        let (mut a, mut b) = (HashMap::new(), HashMap::new());
+        let mut map = serde_json::Map::new();
+        for (i, (k, v)) in all.into_iter().enumerate() {
+            let (dst, file) = if i % 2 == 0 {
+                (&mut a, "model-00001-of-00002.safetensors")
+            } else {
+                (&mut b, "model-00002-of-00002.safetensors")
+            };
+            dst.insert(k.clone(), v.to_dtype(DType::BF16).unwrap());
+            map.insert(k, serde_json::Value::String(file.into()));
+        }
+        std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+        candle_core::safetensors::save(&a, dir.join("model-00001-of-00002.safetensors")).unwrap();
+        candle_core::safetensors::save(&b, dir.join("model-00002-of-00002.safetensors")).unwrap();
+        std::fs::write(
+            dir.join("model.safetensors.index.json"),
+            serde_json::json!({"metadata": {}, "weight_map": map}).to_string(),
+        )
+        .unwrap();
+        let got = load(&dir);
+        let max_diff = got
+            .iter()
+            .zip(&want)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            max_diff < 0.05,
+            "bf16 round trip moved logits by {max_diff}"
+        );
+
+        std::fs::write(
+            dir.join("config.json"),
+            r#"{"model_type": "gpt2", "vocab_size": 1}"#,
+        )
+        .unwrap();
+        assert!(read_config(&dir).is_err());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
