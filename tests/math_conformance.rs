@@ -5,50 +5,12 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use protocol::{ExtractionTarget, MathItem, MathOptions};
+use protocol::MathItem;
 use serde_json::Value;
 
 fn conformance_dir() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance");
     dir.is_dir().then_some(dir)
-}
-
-/// The case's `config` as grading options (`grader`, `derived` and `normalization` describe
-/// where a case came from; they are not options).
-fn options(config: &Value) -> MathOptions {
-    let targets = |v: &Value| -> Option<Vec<ExtractionTarget>> {
-        v.as_array().map(|a| {
-            a.iter()
-                .filter_map(|t| match t.as_str() {
-                    Some("latex") => Some(ExtractionTarget::Latex),
-                    Some("expr") => Some(ExtractionTarget::Expr),
-                    Some("string") => Some(ExtractionTarget::String),
-                    _ => None,
-                })
-                .collect()
-        })
-    };
-    let d = MathOptions::default();
-    MathOptions {
-        extraction: targets(&config["extraction"]).unwrap_or(d.extraction),
-        gold_extraction: targets(&config["gold_extraction"]),
-        latex_boxed_match_priority: config["latex_boxed_match_priority"]
-            .as_i64()
-            .map_or(0, |p| p as i32),
-        float_rounding: config["float_rounding"].as_u64().map_or(6, |f| f as u32),
-        strict: config["strict"].as_bool().unwrap_or(true),
-        allow_set_relation_comp: config["allow_set_relation_comp"].as_bool().unwrap_or(false),
-        require_boxed: config["requires_boxed"].as_bool().unwrap_or(false),
-        strings: config["strings"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        lowercase: config["lowercase"].as_bool().unwrap_or(true),
-    }
 }
 
 /// Runs one file; returns (agreed, total) and prints the per-category table and misses.
@@ -69,7 +31,9 @@ fn run(file: &str) -> Option<(usize, usize)> {
             ground_truth: case["gold"]
                 .as_str()
                 .map_or_else(|| case["gold"].to_string(), String::from),
-            options: Some(options(&case["config"])),
+            options: Some(verifier::math::conformance::options_from_case_config(
+                &case["config"],
+            )),
         };
         let r = verifier::math::grade(&item);
         let expected = case["expected"].as_bool().unwrap_or(false);

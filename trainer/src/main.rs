@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use trainer::algo::Method;
 use trainer::audit::{self, AuditCommand};
 use trainer::config::TrainConfig;
-use trainer::reward::spawn_embedded_verifier;
+use trainer::reward::{EmbeddedVerifier, spawn_embedded_verifier};
 use trainer::store::Store;
 use trainer::train::{self, RunOptions, StoreTarget};
 
@@ -17,6 +17,26 @@ use trainer::train::{self, RunOptions, StoreTarget};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// Where a run keeps its files, stores rollouts and gets rewards.
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Run directory: checkpoint, store journal, metrics.jsonl, the final model, and the SQLite
+    /// store by default (default `runs/demo` for `demo`, `runs/train` for `train`).
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    /// `postgres://…` or `sqlite://PATH`; default `sqlite://RUN_DIR/rollouts.sqlite`.
+    #[arg(long, env = "TRAINER_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Verifier base URL, or several separated by commas (requests are spread over them);
+    /// without it a verifier is started in-process on loopback.
+    #[arg(long, env = "TRAINER_VERIFIER_URL")]
+    verifier_url: Option<String>,
+    /// Continue the run checkpointed in the run directory (same run id, next step); rows the
+    /// interrupted process journaled but did not store are written first.
+    #[arg(long)]
+    resume: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -33,19 +53,8 @@ enum Command {
         /// RL learning rate (default: the embedded config's).
         #[arg(long)]
         lr: Option<f64>,
-        /// Run directory; holds `rollouts.sqlite` when no database URL is given.
-        #[arg(long, default_value = "runs/demo")]
-        run_dir: PathBuf,
-        /// `postgres://…` or `sqlite://PATH`; default `sqlite://RUN_DIR/rollouts.sqlite`.
-        #[arg(long, env = "TRAINER_DATABASE_URL")]
-        database_url: Option<String>,
-        /// Verifier base URL; without it a verifier is started in-process on loopback.
-        #[arg(long, env = "TRAINER_VERIFIER_URL")]
-        verifier_url: Option<String>,
-        /// Continue the run checkpointed in the run directory (same run id, next step); rows
-        /// the interrupted process journaled but did not store are written first.
-        #[arg(long)]
-        resume: bool,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Train with a TOML config (see `trainer/configs/`). Unknown keys are an error; the resolved
     /// config is stored with the run.
@@ -59,21 +68,11 @@ enum Command {
         /// Override the number of RL steps.
         #[arg(long)]
         steps: Option<usize>,
-        /// Run directory: checkpoint, journal, metrics.jsonl, and the SQLite store by default.
-        #[arg(long, default_value = "runs/train")]
-        run_dir: PathBuf,
-        /// `postgres://…` or `sqlite://PATH`; default `sqlite://RUN_DIR/rollouts.sqlite`.
-        #[arg(long, env = "TRAINER_DATABASE_URL")]
-        database_url: Option<String>,
-        /// Verifier base URL; without it a verifier is started in-process on loopback.
-        #[arg(long, env = "TRAINER_VERIFIER_URL")]
-        verifier_url: Option<String>,
-        /// Continue the run checkpointed in the run directory.
-        #[arg(long)]
-        resume: bool,
         /// Compute device.
         #[arg(long, value_enum, default_value_t = ComputeDevice::Cpu)]
         device: ComputeDevice,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Measure how well STEER's estimate (and the covariance estimate) predict the entropy
     /// change of one SGD step, against the exact first-order change and the realised one.
@@ -125,10 +124,12 @@ enum ComputeDevice {
     Cuda,
 }
 
-/// Starts the embedded verifier if needed, runs training on its own thread, prints a summary.
-fn run_training(cfg: &TrainConfig, opts: RunOptions, verifier_url: Option<String>) -> Result<()> {
-    let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-    let (verifier_url, _embedded) = match verifier_url {
+/// The given verifier URL(s), or a verifier started in-process (kept alive by the guard).
+fn verifier_or_embedded(
+    rt: &tokio::runtime::Runtime,
+    url: Option<String>,
+) -> Result<(String, Option<EmbeddedVerifier>)> {
+    Ok(match url {
         Some(url) => (url, None),
         None => {
             let v = rt
@@ -136,10 +137,23 @@ fn run_training(cfg: &TrainConfig, opts: RunOptions, verifier_url: Option<String
                 .context("starting the embedded verifier")?;
             (v.url.clone(), Some(v))
         }
-    };
+    })
+}
+
+/// Runs training on its own thread (it blocks on the runtime for HTTP and SQL) and prints a
+/// summary.
+fn run_training(cfg: &TrainConfig, run: RunArgs, default_dir: &str) -> Result<()> {
+    cfg.validate()?;
+    let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    let (verifier_url, _embedded) = verifier_or_embedded(&rt, run.verifier_url)?;
     let opts = RunOptions {
+        run_dir: run.run_dir.unwrap_or_else(|| PathBuf::from(default_dir)),
+        store: run
+            .database_url
+            .map_or(StoreTarget::RunDirSqlite, StoreTarget::Url),
         verifier_url,
-        ..opts
+        resume: run.resume,
+        progress: true,
     };
     let handle = rt.handle().clone();
     let summary = std::thread::scope(|s| s.spawn(|| train::run(cfg, &opts, &handle)).join())
@@ -153,6 +167,12 @@ fn run_training(cfg: &TrainConfig, opts: RunOptions, verifier_url: Option<String
     Ok(())
 }
 
+fn read_config(path: &PathBuf) -> Result<TrainConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    TrainConfig::from_toml(&text).with_context(|| format!("in {}", path.display()))
+}
+
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -160,16 +180,12 @@ fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    match cli.command {
+    match Cli::parse().command {
         Command::Demo {
             steps,
             method,
             lr,
-            run_dir,
-            database_url,
-            verifier_url,
-            resume,
+            run,
         } => {
             let mut cfg = TrainConfig::demo();
             if let Some(s) = steps {
@@ -181,36 +197,21 @@ fn main() -> Result<()> {
             if let Some(m) = method {
                 cfg.algo.method = m;
             }
-            cfg.validate()?;
-            let store = database_url.map_or(StoreTarget::RunDirSqlite, StoreTarget::Url);
-            let opts = RunOptions {
-                run_dir,
-                store,
-                verifier_url: String::new(),
-                resume,
-                progress: true,
-            };
-            run_training(&cfg, opts, verifier_url)
+            run_training(&cfg, run, "runs/demo")
         }
         Command::Train {
             config,
             method,
             steps,
-            run_dir,
-            database_url,
-            verifier_url,
-            resume,
             device,
+            run,
         } => {
             if device == ComputeDevice::Cuda {
                 anyhow::bail!(
                     "--device cuda: this build has no CUDA support yet; use --device cpu"
                 );
             }
-            let text = std::fs::read_to_string(&config)
-                .with_context(|| format!("reading {}", config.display()))?;
-            let mut cfg = TrainConfig::from_toml(&text)
-                .with_context(|| format!("in {}", config.display()))?;
+            let mut cfg = read_config(&config)?;
             if let Some(m) = method {
                 cfg.algo.method = m;
                 cfg.algo.clip = m.default_clip();
@@ -218,16 +219,7 @@ fn main() -> Result<()> {
             if let Some(s) = steps {
                 cfg.steps = s;
             }
-            cfg.validate()?;
-            let store = database_url.map_or(StoreTarget::RunDirSqlite, StoreTarget::Url);
-            let opts = RunOptions {
-                run_dir,
-                store,
-                verifier_url: String::new(),
-                resume,
-                progress: true,
-            };
-            run_training(&cfg, opts, verifier_url)
+            run_training(&cfg, run, "runs/train")
         }
         Command::EntropyProbe {
             config,
@@ -237,20 +229,9 @@ fn main() -> Result<()> {
             out,
             verifier_url,
         } => {
-            let text = std::fs::read_to_string(&config)
-                .with_context(|| format!("reading {}", config.display()))?;
-            let cfg = TrainConfig::from_toml(&text)
-                .with_context(|| format!("in {}", config.display()))?;
+            let cfg = read_config(&config)?;
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-            let (verifier_url, _embedded) = match verifier_url {
-                Some(url) => (url, None),
-                None => {
-                    let v = rt
-                        .block_on(spawn_embedded_verifier())
-                        .context("starting the embedded verifier")?;
-                    (v.url.clone(), Some(v))
-                }
-            };
+            let (verifier_url, _embedded) = verifier_or_embedded(&rt, verifier_url)?;
             let opts = trainer::probe::ProbeOptions {
                 lr,
                 prompts: samples,

@@ -11,44 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use protocol::{ExtractionTarget, MathItem, MathOptions, MathVerdict};
+use protocol::{MathItem, MathVerdict};
 use serde_json::Value;
-
-fn options(config: &Value) -> MathOptions {
-    let targets = |v: &Value| -> Option<Vec<ExtractionTarget>> {
-        v.as_array().map(|a| {
-            a.iter()
-                .filter_map(|t| match t.as_str() {
-                    Some("latex") => Some(ExtractionTarget::Latex),
-                    Some("expr") => Some(ExtractionTarget::Expr),
-                    Some("string") => Some(ExtractionTarget::String),
-                    _ => None,
-                })
-                .collect()
-        })
-    };
-    let d = MathOptions::default();
-    MathOptions {
-        extraction: targets(&config["extraction"]).unwrap_or(d.extraction),
-        gold_extraction: targets(&config["gold_extraction"]),
-        latex_boxed_match_priority: config["latex_boxed_match_priority"]
-            .as_i64()
-            .map_or(0, |p| p as i32),
-        float_rounding: config["float_rounding"].as_u64().map_or(6, |f| f as u32),
-        strict: config["strict"].as_bool().unwrap_or(true),
-        allow_set_relation_comp: config["allow_set_relation_comp"].as_bool().unwrap_or(false),
-        require_boxed: config["requires_boxed"].as_bool().unwrap_or(false),
-        strings: config["strings"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        lowercase: config["lowercase"].as_bool().unwrap_or(true),
-    }
-}
 
 fn items(path: &Path) -> Vec<MathItem> {
     std::fs::read_to_string(path)
@@ -62,7 +26,9 @@ fn items(path: &Path) -> Vec<MathItem> {
                 ground_truth: c["gold"]
                     .as_str()
                     .map_or_else(|| c["gold"].to_string(), String::from),
-                options: Some(options(&c["config"])),
+                options: Some(verifier::math::conformance::options_from_case_config(
+                    &c["config"],
+                )),
             }
         })
         .collect()

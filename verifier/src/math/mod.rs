@@ -8,6 +8,7 @@
 //! deadline ([`WALL_CLOCK_PER_ITEM`]).
 
 pub mod ast;
+pub mod conformance;
 pub mod equiv;
 pub mod eval;
 pub mod extract;
