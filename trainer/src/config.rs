@@ -40,6 +40,9 @@ pub struct TrainConfig {
     pub schedule: crate::optim::LrSchedule,
     /// Supervised format warm-up before RL.
     pub warmup: WarmupConfig,
+    /// Periodic and final evaluation (avg@k, pass@k) over every problem of the task.
+    #[serde(default)]
+    pub eval: crate::eval::EvalConfig,
 }
 
 /// Rollout settings.
@@ -148,6 +151,9 @@ impl TrainConfig {
         self.model.validate().map_err(ConfigError::Invalid)?;
         if self.rollout.group_size < 2 {
             return bad("rollout.group_size must be at least 2");
+        }
+        if self.eval.k == 0 {
+            return bad("eval.k must be positive");
         }
         if self.checkpoint_every == 0 {
             return bad("checkpoint_every must be positive");

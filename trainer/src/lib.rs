@@ -6,7 +6,9 @@
 pub mod algo;
 pub mod audit;
 pub mod checkpoint;
+pub mod compare;
 pub mod config;
+pub mod eval;
 pub mod model;
 pub mod optim;
 pub mod probe;

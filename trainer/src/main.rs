@@ -98,6 +98,31 @@ enum Command {
         #[arg(long, env = "TRAINER_VERIFIER_URL")]
         verifier_url: Option<String>,
     },
+    /// The same task, seed and budget for several methods, one after the other; writes
+    /// `OUT/compare.md` (reward, held-out avg@k and pass@k, final entropy, entropy half-life),
+    /// `OUT/curves.csv`, and each method's run directory `OUT/METHOD`.
+    Compare {
+        /// The config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Methods, comma-separated.
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "grpo,steer,clip-cov,entropy-bonus"
+        )]
+        methods: Vec<Method>,
+        /// RL steps per method (default: the config's).
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Output directory.
+        #[arg(long, default_value = "runs/compare")]
+        out: PathBuf,
+        /// Verifier base URL; without it one is started in-process on loopback.
+        #[arg(long, env = "TRAINER_VERIFIER_URL")]
+        verifier_url: Option<String>,
+    },
     /// Question the rollout store: what was the model rewarded for?
     Audit {
         /// `postgres://…` or `sqlite://PATH`.
@@ -247,6 +272,46 @@ fn main() -> Result<()> {
             .map_err(|_| anyhow::anyhow!("probe thread panicked"))??;
             print!("{}", trainer::probe::report_markdown(&points, lr));
             println!("\nwrote {}/report.md and points.csv", out.display());
+            Ok(())
+        }
+        Command::Compare {
+            config,
+            methods,
+            steps,
+            out,
+            verifier_url,
+        } => {
+            let mut cfg = read_config(&config)?;
+            if let Some(s) = steps {
+                cfg.steps = s;
+            }
+            let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+            let (verifier_url, _embedded) = verifier_or_embedded(&rt, verifier_url)?;
+            let handle = rt.handle().clone();
+            let mut runs = Vec::new();
+            for m in methods {
+                let mut c = cfg.clone();
+                c.algo.method = m;
+                c.algo.clip = m.default_clip();
+                c.validate()?;
+                let dir = out.join(m.as_str());
+                let _ = std::fs::remove_dir_all(&dir);
+                let opts = RunOptions {
+                    run_dir: dir,
+                    store: StoreTarget::RunDirSqlite,
+                    verifier_url: verifier_url.clone(),
+                    resume: false,
+                    progress: false,
+                };
+                println!("running {} for {} steps", m.as_str(), c.steps);
+                let summary =
+                    std::thread::scope(|s| s.spawn(|| train::run(&c, &opts, &handle)).join())
+                        .map_err(|_| anyhow::anyhow!("training thread panicked"))??;
+                runs.push((m, summary));
+            }
+            let md = trainer::compare::write_report(&out, &runs, cfg.steps, cfg.seed)?;
+            print!("{md}");
+            println!("\nwrote {}/compare.md and curves.csv", out.display());
             Ok(())
         }
         Command::Audit {

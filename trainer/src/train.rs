@@ -129,6 +129,8 @@ pub struct StepMetrics {
 /// What a finished run reports.
 #[derive(Debug, Clone)]
 pub struct RunSummary {
+    /// Evaluations: (steps taken, result); the last one is after the final step.
+    pub evals: Vec<(usize, crate::eval::EvalResult)>,
     /// The run's id in the store.
     pub run_id: String,
     /// Per-step metrics.
@@ -276,6 +278,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
         .append(true)
         .open(opts.run_dir.join(METRICS_FILE))?;
     let mut history = Vec::with_capacity(cfg.steps.saturating_sub(first_step));
+    let mut evals = Vec::new();
     let mut rollouts_written = 0usize;
     for step in first_step..cfg.steps {
         let (rows, mut metrics) = rl_step(&ctx, &mut opt, &run_id, step)?;
@@ -310,8 +313,16 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
         say(step_line(&metrics, cfg.steps));
         bar.inc(1);
         history.push(metrics);
+        if cfg.eval.every > 0 && (step + 1) % cfg.eval.every == 0 && step + 1 < cfg.steps {
+            let e = evaluate_now(&ctx, step + 1, &opts.run_dir)?;
+            say(eval_line(step + 1, &e));
+            evals.push((step + 1, e));
+        }
     }
     bar.finish_and_clear();
+    let final_eval = evaluate_now(&ctx, cfg.steps, &opts.run_dir)?;
+    say(eval_line(cfg.steps, &final_eval));
+    evals.push((cfg.steps, final_eval));
     // The final policy in the Hugging Face layout, loadable by other tools.
     crate::model::hf::save(
         &opts.run_dir.join(FINAL_DIR),
@@ -336,6 +347,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
         rt.block_on(store.close());
     }
     Ok(RunSummary {
+        evals,
         run_id,
         history,
         rollouts_written,
@@ -564,6 +576,49 @@ fn rl_step(
         timings,
     };
     Ok((rows, metrics))
+}
+
+/// Evaluation results, one JSON object per line, in the run directory.
+pub const EVAL_FILE: &str = "eval.jsonl";
+
+/// Evaluates the current policy on every problem of the task and appends to `eval.jsonl`.
+fn evaluate_now(
+    ctx: &StepContext<'_>,
+    steps_taken: usize,
+    run_dir: &std::path::Path,
+) -> Result<crate::eval::EvalResult, TrainError> {
+    let cfg = ctx.cfg;
+    let seed = step_seed(cfg.seed ^ 0xE7A1, steps_taken);
+    let result = crate::eval::evaluate(
+        ctx.frozen_view,
+        ctx.tok,
+        &cfg.task.problems(),
+        &cfg.eval,
+        cfg.rollout.sampling.max_new_tokens,
+        seed,
+        (ctx.client, ctx.rt),
+    )?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(run_dir.join(EVAL_FILE))?;
+    let mut line = serde_json::to_value(result).unwrap_or_default();
+    if let Some(o) = line.as_object_mut() {
+        o.insert("step".into(), steps_taken.into());
+    }
+    writeln!(f, "{line}")?;
+    Ok(result)
+}
+
+fn eval_line(steps_taken: usize, e: &crate::eval::EvalResult) -> String {
+    format!(
+        "eval after {steps_taken} steps: avg@{k} {:.3}  pass@1 {:.3}  pass@{k} {:.3}  ({} problems)",
+        e.avg_at_k,
+        e.pass_at_1,
+        e.pass_at_k,
+        e.problems,
+        k = e.k
+    )
 }
 
 /// Subdirectory of the run directory holding the final policy (HF layout).

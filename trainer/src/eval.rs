@@ -1,0 +1,134 @@
+//! Evaluation: sample `k` responses per problem, grade them with the verifier, and report
+//! avg@k (mean accuracy over all samples) and the unbiased pass@k of Chen et al. (2021).
+
+use candle_core::Device;
+use protocol::MathItem;
+use protocol::client::VerifierClient;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::model::Qwen2;
+use crate::rollout::{self, SamplingConfig};
+use crate::task::Problem;
+use crate::tokenizer::CharTokenizer;
+use crate::train::TrainError;
+
+/// Evaluation settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Evaluate every this many steps (0: only at the end). Default 0.
+    pub every: usize,
+    /// Samples per problem. Default 8.
+    pub k: usize,
+    /// Sampling temperature. Default 1.0 (verl's validation default also uses top-p 0.7).
+    pub temperature: f64,
+    /// Nucleus sampling for evaluation. Default 1.0.
+    pub top_p: f64,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            every: 0,
+            k: 8,
+            temperature: 1.0,
+            top_p: 1.0,
+        }
+    }
+}
+
+/// Evaluation result.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EvalResult {
+    /// Problems evaluated.
+    pub problems: usize,
+    /// Samples per problem.
+    pub k: usize,
+    /// Mean accuracy over all samples.
+    pub avg_at_k: f64,
+    /// Mean over problems of the unbiased pass@k.
+    pub pass_at_k: f64,
+    /// Unbiased pass@1 (equal to avg@k in expectation).
+    pub pass_at_1: f64,
+}
+
+/// Unbiased pass@k from `n` samples of which `c` are correct: `1 − C(n−c, k)/C(n, k)`.
+pub fn pass_at_k(n: usize, c: usize, k: usize) -> f64 {
+    if k > n {
+        return f64::NAN;
+    }
+    if n - c < k {
+        return 1.0;
+    }
+    // Product form, numerically stable: Π_{i=n−c+1}^{n} (1 − k/i).
+    1.0 - ((n - c + 1)..=n)
+        .map(|i| 1.0 - k as f64 / i as f64)
+        .product::<f64>()
+}
+
+/// Evaluates `model` on `problems`.
+pub fn evaluate(
+    model: &Qwen2,
+    tok: &CharTokenizer,
+    problems: &[Problem],
+    cfg: &EvalConfig,
+    max_new_tokens: usize,
+    seed: u64,
+    verifier: (&VerifierClient, &tokio::runtime::Handle),
+) -> Result<EvalResult, TrainError> {
+    let (client, rt) = verifier;
+    let device = Device::Cpu;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let sampling = SamplingConfig {
+        temperature: cfg.temperature,
+        max_new_tokens,
+        top_p: cfg.top_p,
+        top_k: 0,
+    };
+    let mut items = Vec::with_capacity(problems.len() * cfg.k);
+    for p in problems {
+        let ids = tok.encode(&p.prompt)?;
+        for s in rollout::sample_group(model, &ids, cfg.k, &sampling, &device, &mut rng)? {
+            items.push(MathItem {
+                id: None,
+                response: tok.decode(&s.response_ids)?,
+                ground_truth: p.answer.clone(),
+                options: None,
+            });
+        }
+    }
+    let results = rt.block_on(crate::reward::grade(client, items))?;
+    let correct: Vec<usize> = results
+        .chunks(cfg.k)
+        .map(|g| g.iter().filter(|r| r.correct).count())
+        .collect();
+    let n = problems.len().max(1) as f64;
+    Ok(EvalResult {
+        problems: problems.len(),
+        k: cfg.k,
+        avg_at_k: correct.iter().sum::<usize>() as f64 / (n * cfg.k as f64),
+        pass_at_k: correct
+            .iter()
+            .map(|&c| pass_at_k(cfg.k, c, cfg.k))
+            .sum::<f64>()
+            / n,
+        pass_at_1: correct.iter().map(|&c| pass_at_k(cfg.k, c, 1)).sum::<f64>() / n,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Python: from math import comb; 1 - comb(n-c, k)/comb(n, k)
+    //   (n=10, c=3, k=1) -> 0.3; (10, 3, 5) -> 0.916667; (10, 0, 5) -> 0.0; (10, 8, 5) -> 1.0
+    #[test]
+    fn unbiased_pass_at_k_golden_numbers() {
+        assert!((pass_at_k(10, 3, 1) - 0.3).abs() < 1e-12);
+        assert!((pass_at_k(10, 3, 5) - 0.916_667).abs() < 1e-6);
+        assert_eq!(pass_at_k(10, 0, 5), 0.0);
+        assert_eq!(pass_at_k(10, 8, 5), 1.0);
+        assert!(pass_at_k(3, 1, 5).is_nan());
+    }
+}
