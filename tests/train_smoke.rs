@@ -280,3 +280,29 @@ async fn every_method_runs_two_steps_and_writes_metrics() {
     }
     std::fs::remove_dir_all(&base).ok();
 }
+
+/// `ppo_epochs` passes in mini-batches: 2 epochs × (64 responses / 16 per mini-batch) = 8
+/// optimizer steps per rollout batch, all against the same π_old.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ppo_epochs_and_mini_batches_take_several_optimizer_steps() {
+    let verifier = spawn_embedded_verifier().await.unwrap();
+    let mut cfg = small_config(Method::Steer);
+    cfg.steps = 2;
+    cfg.algo.ppo_epochs = 2;
+    cfg.algo.mini_batch_size = Some(16);
+    let run_dir = std::env::temp_dir().join(format!("e2e-ppo-epochs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&run_dir);
+    let opts = RunOptions {
+        run_dir: run_dir.clone(),
+        store: StoreTarget::RunDirSqlite,
+        verifier_url: verifier.url.clone(),
+        resume: false,
+        progress: false,
+    };
+    let summary = run_blocking(cfg, opts).await;
+    for m in &summary.history {
+        assert_eq!(m.optimizer_steps, 8, "{m:?}");
+        assert!(m.loss.is_finite() && m.grad_norm.is_finite());
+    }
+    std::fs::remove_dir_all(&run_dir).ok();
+}

@@ -69,6 +69,10 @@ fn unit() -> f64 {
     1.0
 }
 
+fn one_epoch() -> usize {
+    1
+}
+
 impl RolloutConfig {
     /// `reward` shaped by the overlong penalty for a response of `len` tokens.
     pub fn shaped_reward(&self, reward: f64, len: usize) -> f64 {
@@ -99,6 +103,13 @@ pub struct AlgoConfig {
     pub norm_adv_by_std: bool,
     /// Responses per micro-batch; STEER's normaliser spans one micro-batch.
     pub micro_batch_size: usize,
+    /// Responses per optimizer step (verl's `ppo_mini_batch_size`, rounded up to whole
+    /// micro-batches); absent (default): the whole batch is one optimizer step.
+    #[serde(default)]
+    pub mini_batch_size: Option<usize>,
+    /// Passes over each rollout batch (verl's `ppo_epochs`). Default 1.
+    #[serde(default = "one_epoch")]
+    pub ppo_epochs: usize,
     /// Loss aggregation.
     #[serde(default)]
     pub loss_agg: LossAgg,
@@ -151,6 +162,9 @@ impl TrainConfig {
         self.model.validate().map_err(ConfigError::Invalid)?;
         if self.rollout.group_size < 2 {
             return bad("rollout.group_size must be at least 2");
+        }
+        if self.algo.ppo_epochs == 0 || self.algo.mini_batch_size == Some(0) {
+            return bad("algo.ppo_epochs and algo.mini_batch_size must be positive");
         }
         if self.eval.k == 0 {
             return bad("eval.k must be positive");

@@ -120,6 +120,8 @@ pub struct StepMetrics {
     pub kl: Option<f64>,
     /// Learning rate used for the step.
     pub lr: f64,
+    /// Optimizer steps taken on this batch (`ppo_epochs` × mini-batches).
+    pub optimizer_steps: usize,
     /// Non-finite gradient: step skipped.
     pub skipped: bool,
     /// Seconds per phase.
@@ -307,6 +309,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
         if let Some(o) = line.as_object_mut() {
             o.insert("kl".into(), metrics.kl.into());
             o.insert("lr".into(), metrics.lr.into());
+            o.insert("optimizer_steps".into(), metrics.optimizer_steps.into());
             o.insert("method".into(), cfg.algo.method.as_str().into());
         }
         writeln!(metrics_file, "{line}")?;
@@ -473,62 +476,91 @@ fn rl_step(
     }
     timings.insert("score_old", t.elapsed().as_secs_f64());
 
-    // 4. One optimizer step: mean over micro-batches of their token-mean losses.
+    // 4. Optimizer steps: `ppo_epochs` passes over the batch in mini-batches; each mini-batch is
+    //    one optimizer step, the mean over its micro-batches of their losses. π_old stays the
+    //    policy that sampled the batch, so later mini-batches see ratios away from 1.
     let t = Instant::now();
-    let mut acc = GradAccumulator::new(opt.params().len());
     let (mut loss_sum, mut clip_low, mut clip_high, mut predicted) = (0f64, 0f64, 0f64, 0f64);
     let mut weights = WeightStats::default();
     let (mut kl_sum, mut kl_n) = (0f64, 0usize);
-    let n_micro = micro.len() as f64;
+    let (mut grad_norm_sum, mut any_skipped, mut opt_steps, mut evaluated) =
+        (0f64, false, 0usize, 0usize);
     let temperature = cfg.rollout.sampling.temperature;
-    for (k, (packed, batch)) in micro.iter().enumerate() {
-        let logits = ctx.policy.forward(&packed.inputs)?;
-        // The entropy (with its gradient) only where the loss uses it.
-        let (logp, entropy) = if cfg.algo.method == Method::EntropyBonus {
-            let (lp, h) = logprob::logprobs_and_entropy(&logits, &packed.targets, temperature)?;
-            (lp, Some(h))
-        } else {
-            (
-                logprob::logprobs(&logits, &packed.targets, temperature)?,
-                None,
-            )
-        };
-        let ref_logp = match ctx.reference {
-            Some(r) if cfg.algo.params.kl.beta > 0.0 => Some(logprob::logprobs(
-                &r.forward(&packed.inputs)?,
-                &packed.targets,
-                temperature,
-            )?),
-            _ => None,
-        };
-        let loss_cfg = LossConfig {
-            method: cfg.algo.method,
-            clip: &cfg.algo.clip,
-            steer: &cfg.algo.steer,
-            params: &cfg.algo.params,
-            agg: cfg.algo.loss_agg,
-            seed: step_seed(cfg.seed, step) ^ k as u64,
-        };
-        let outputs = PolicyOutputs {
-            logp: &logp,
-            entropy: entropy.as_ref(),
-            ref_logp: ref_logp.as_ref(),
-        };
-        let (loss, stats) = algo::micro_batch_loss(&loss_cfg, &outputs, batch)?;
-        if let Some(kl) = stats.kl {
-            kl_sum += kl;
-            kl_n += 1;
-        }
-        let scaled = (loss / n_micro)?;
-        loss_sum += f64::from(scaled.to_scalar::<f32>()?);
-        acc.add(opt.params(), &scaled.backward()?)?;
-        clip_low += stats.clip_frac_low / n_micro;
-        clip_high += stats.clip_frac_high / n_micro;
-        predicted += stats.predicted_entropy_change;
-        weights = weights.merge(stats.weights);
-    }
     let lr = cfg.schedule.lr(cfg.optim.lr, step, cfg.steps);
-    let outcome = opt.step(&acc.into_grads(), lr)?;
+    let micro_per_mini = cfg
+        .algo
+        .mini_batch_size
+        .map_or(micro.len(), |m| m.div_ceil(cfg.algo.micro_batch_size))
+        .max(1);
+    for _epoch in 0..cfg.algo.ppo_epochs {
+        for (mini_idx, mini) in micro.chunks(micro_per_mini).enumerate() {
+            let mut acc = GradAccumulator::new(opt.params().len());
+            let n_micro = mini.len() as f64;
+            let mut mini_loss = 0f64;
+            for (k, (packed, batch)) in mini.iter().enumerate() {
+                let logits = ctx.policy.forward(&packed.inputs)?;
+                // The entropy (with its gradient) only where the loss uses it.
+                let (logp, entropy) = if cfg.algo.method == Method::EntropyBonus {
+                    let (lp, h) =
+                        logprob::logprobs_and_entropy(&logits, &packed.targets, temperature)?;
+                    (lp, Some(h))
+                } else {
+                    (
+                        logprob::logprobs(&logits, &packed.targets, temperature)?,
+                        None,
+                    )
+                };
+                let ref_logp = match ctx.reference {
+                    Some(r) if cfg.algo.params.kl.beta > 0.0 => Some(logprob::logprobs(
+                        &r.forward(&packed.inputs)?,
+                        &packed.targets,
+                        temperature,
+                    )?),
+                    _ => None,
+                };
+                let loss_cfg = LossConfig {
+                    method: cfg.algo.method,
+                    clip: &cfg.algo.clip,
+                    steer: &cfg.algo.steer,
+                    params: &cfg.algo.params,
+                    agg: cfg.algo.loss_agg,
+                    seed: step_seed(cfg.seed, step) ^ ((mini_idx * micro_per_mini + k) as u64),
+                };
+                let outputs = PolicyOutputs {
+                    logp: &logp,
+                    entropy: entropy.as_ref(),
+                    ref_logp: ref_logp.as_ref(),
+                };
+                let (loss, stats) = algo::micro_batch_loss(&loss_cfg, &outputs, batch)?;
+                if let Some(kl) = stats.kl {
+                    kl_sum += kl;
+                    kl_n += 1;
+                }
+                let scaled = (loss / n_micro)?;
+                mini_loss += f64::from(scaled.to_scalar::<f32>()?);
+                acc.add(opt.params(), &scaled.backward()?)?;
+                clip_low += stats.clip_frac_low;
+                clip_high += stats.clip_frac_high;
+                predicted += stats.predicted_entropy_change;
+                weights = weights.merge(stats.weights);
+                evaluated += 1;
+            }
+            let outcome = opt.step(&acc.into_grads(), lr)?;
+            loss_sum += mini_loss;
+            grad_norm_sum += outcome.grad_norm;
+            any_skipped |= outcome.skipped;
+            opt_steps += 1;
+        }
+    }
+    let (clip_low, clip_high) = (
+        clip_low / evaluated.max(1) as f64,
+        clip_high / evaluated.max(1) as f64,
+    );
+    let outcome = crate::optim::StepOutcome {
+        grad_norm: grad_norm_sum / opt_steps.max(1) as f64,
+        skipped: any_skipped,
+    };
+    let loss_sum = loss_sum / opt_steps.max(1) as f64;
     timings.insert("train", t.elapsed().as_secs_f64());
 
     let rows: Vec<RolloutRow> = samples
@@ -572,6 +604,7 @@ fn rl_step(
         predicted_entropy_change: predicted,
         kl: (kl_n > 0).then(|| kl_sum / kl_n as f64),
         lr,
+        optimizer_steps: opt_steps,
         skipped: outcome.skipped,
         timings,
     };
