@@ -306,3 +306,46 @@ async fn ppo_epochs_and_mini_batches_take_several_optimizer_steps() {
     }
     std::fs::remove_dir_all(&run_dir).ok();
 }
+
+/// Dynamic sampling keeps only groups whose rewards differ, backfilling with fresh prompts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_sampling_trains_only_on_informative_groups() {
+    let verifier = spawn_embedded_verifier().await.unwrap();
+    let mut cfg = small_config(Method::Grpo);
+    cfg.steps = 2;
+    cfg.warmup.steps = 60;
+    cfg.rollout.prompts_per_step = 2;
+    cfg.rollout.dynamic_sampling = true;
+    let run_dir = std::env::temp_dir().join(format!("e2e-dynamic-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&run_dir);
+    let opts = RunOptions {
+        run_dir: run_dir.clone(),
+        store: StoreTarget::RunDirSqlite,
+        verifier_url: verifier.url.clone(),
+        resume: false,
+        progress: false,
+    };
+    let summary = run_blocking(cfg, opts).await;
+    let store = Store::connect(&summary.database_url).await.unwrap();
+    let Store::Sqlite(pool) = &store else {
+        panic!("expected sqlite")
+    };
+    let groups: Vec<(i64, String, f64, f64)> = sqlx::query_as(
+        "SELECT step, prompt_id, MIN(reward), MAX(reward) FROM rollouts WHERE run_id = $1 GROUP BY step, prompt_id",
+    )
+    .bind(&summary.run_id)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(!groups.is_empty());
+    for (step, prompt, lo, hi) in &groups {
+        assert!(lo < hi, "step {step} kept an uninformative group {prompt}");
+    }
+    let dropped: usize = summary.history.iter().map(|m| m.groups_dropped).sum();
+    println!(
+        "dynamic sampling: kept {} groups, dropped {dropped}",
+        groups.len()
+    );
+    store.close().await;
+    std::fs::remove_dir_all(&run_dir).ok();
+}

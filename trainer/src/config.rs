@@ -63,6 +63,19 @@ pub struct RolloutConfig {
     /// The penalty factor. Default 1.0.
     #[serde(default = "unit")]
     pub overlong_penalty: f64,
+    /// DAPO's dynamic sampling: drop groups whose rewards are all equal (zero advantage, no
+    /// learning signal) and draw fresh prompts until `prompts_per_step` groups remain.
+    /// Default false.
+    #[serde(default)]
+    pub dynamic_sampling: bool,
+    /// Sampling rounds per step before training on what was kept (verl's
+    /// `max_num_gen_batches`). Default 10.
+    #[serde(default = "ten")]
+    pub max_sampling_rounds: usize,
+}
+
+fn ten() -> usize {
+    10
 }
 
 fn unit() -> f64 {

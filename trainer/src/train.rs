@@ -122,6 +122,8 @@ pub struct StepMetrics {
     pub lr: f64,
     /// Optimizer steps taken on this batch (`ppo_epochs` × mini-batches).
     pub optimizer_steps: usize,
+    /// Groups dropped by dynamic sampling for having all-equal rewards.
+    pub groups_dropped: usize,
     /// Non-finite gradient: step skipped.
     pub skipped: bool,
     /// Seconds per phase.
@@ -310,6 +312,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
             o.insert("kl".into(), metrics.kl.into());
             o.insert("lr".into(), metrics.lr.into());
             o.insert("optimizer_steps".into(), metrics.optimizer_steps.into());
+            o.insert("groups_dropped".into(), metrics.groups_dropped.into());
             o.insert("method".into(), cfg.algo.method.as_str().into());
         }
         writeln!(metrics_file, "{line}")?;
@@ -384,42 +387,94 @@ fn rl_step(
     let device = ctx.device;
     let mut rng = StdRng::seed_from_u64(step_seed(cfg.seed, step));
     let mut timings = HashMap::new();
-    let t = Instant::now();
 
-    // 1. Sample G responses for each prompt.
-    let problems = cfg.task.sample(&mut rng, cfg.rollout.prompts_per_step);
+    // 1–2. Sample G responses per prompt and grade them with the verifier. With dynamic
+    //      sampling, groups whose rewards are all equal (no learning signal) are dropped and
+    //      fresh prompts are drawn until the batch is full or the rounds run out.
     let g = cfg.rollout.group_size;
-    let mut samples: Vec<Sample> = Vec::with_capacity(problems.len() * g);
-    for p in &problems {
-        let ids = ctx.tok.encode(&p.prompt)?;
-        samples.extend(rollout::sample_group(
-            ctx.frozen_view,
-            &ids,
-            g,
-            &cfg.rollout.sampling,
-            device,
-            &mut rng,
-        )?);
+    let (mut problems, mut samples, mut texts, mut results) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut generate_s, mut reward_s, mut groups_dropped) = (0f64, 0f64, 0usize);
+    let mut used = std::collections::HashSet::new();
+    let rounds = if cfg.rollout.dynamic_sampling {
+        cfg.rollout.max_sampling_rounds.max(1)
+    } else {
+        1
+    };
+    for _round in 0..rounds {
+        let need = cfg.rollout.prompts_per_step - problems.len();
+        if need == 0 {
+            break;
+        }
+        let t = Instant::now();
+        let fresh: Vec<crate::task::Problem> = cfg
+            .task
+            .sample(&mut rng, need + used.len())
+            .into_iter()
+            .filter(|p| !used.contains(&p.id))
+            .take(need)
+            .collect();
+        if fresh.is_empty() {
+            break;
+        }
+        let mut group_samples: Vec<Sample> = Vec::with_capacity(fresh.len() * g);
+        for p in &fresh {
+            used.insert(p.id.clone());
+            let ids = ctx.tok.encode(&p.prompt)?;
+            group_samples.extend(rollout::sample_group(
+                ctx.frozen_view,
+                &ids,
+                g,
+                &cfg.rollout.sampling,
+                device,
+                &mut rng,
+            )?);
+        }
+        let group_texts = group_samples
+            .iter()
+            .map(|s| ctx.tok.decode(&s.response_ids))
+            .collect::<Result<Vec<_>, _>>()?;
+        generate_s += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let items: Vec<MathItem> = group_texts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| MathItem {
+                id: Some(format!("{}#{}", fresh[i / g].id, i % g)),
+                response: text.clone(),
+                ground_truth: fresh[i / g].answer.clone(),
+                options: None,
+            })
+            .collect();
+        let graded = ctx.rt.block_on(reward::grade(ctx.client, items))?;
+        reward_s += t.elapsed().as_secs_f64();
+        for (k, p) in fresh.into_iter().enumerate() {
+            let range = k * g..(k + 1) * g;
+            let shaped: Vec<f64> = range
+                .clone()
+                .map(|i| {
+                    cfg.rollout
+                        .shaped_reward(graded[i].reward, group_samples[i].response_ids.len())
+                })
+                .collect();
+            let uninformative = shaped.iter().all(|&r| r == shaped[0]);
+            if cfg.rollout.dynamic_sampling && uninformative && rounds > 1 {
+                groups_dropped += 1;
+                continue;
+            }
+            problems.push(p);
+            samples.extend_from_slice(&group_samples[range.clone()]);
+            texts.extend_from_slice(&group_texts[range.clone()]);
+            results.extend_from_slice(&graded[range]);
+        }
     }
-    let texts = samples
-        .iter()
-        .map(|s| ctx.tok.decode(&s.response_ids))
-        .collect::<Result<Vec<_>, _>>()?;
-    timings.insert("generate", t.elapsed().as_secs_f64());
-
-    // 2. Grade them with the verifier.
-    let t = Instant::now();
-    let items: Vec<MathItem> = texts
-        .iter()
-        .enumerate()
-        .map(|(i, text)| MathItem {
-            id: Some(format!("{}#{}", problems[i / g].id, i % g)),
-            response: text.clone(),
-            ground_truth: problems[i / g].answer.clone(),
-            options: None,
-        })
-        .collect();
-    let results = ctx.rt.block_on(reward::grade(ctx.client, items))?;
+    if problems.is_empty() {
+        return Err(TrainError::Config(format!(
+            "dynamic sampling found no prompt with differing rewards in {rounds} rounds; raise rollout.max_sampling_rounds"
+        )));
+    }
+    timings.insert("generate", generate_s);
+    timings.insert("reward", reward_s);
     let rewards: Vec<f32> = results
         .iter()
         .zip(&samples)
@@ -436,7 +491,6 @@ fn rl_step(
             advantage::w_reinforce(&rewards, cfg.algo.params.w_reinforce_lambda)
         }
     };
-    timings.insert("reward", t.elapsed().as_secs_f64());
 
     // 3. Score under π_old (before any update), per micro-batch.
     let t = Instant::now();
@@ -605,6 +659,7 @@ fn rl_step(
         kl: (kl_n > 0).then(|| kl_sum / kl_n as f64),
         lr,
         optimizer_steps: opt_steps,
+        groups_dropped,
         skipped: outcome.skipped,
         timings,
     };
