@@ -97,6 +97,21 @@ async fn grpo_run_defaults_to_sqlite_in_the_run_dir() {
         trainer::model::hf::read_config(&run_dir.join(train::FINAL_DIR)).unwrap(),
         cfg.model
     );
+    // The final evaluation: every problem of the task, k samples each, also in eval.jsonl.
+    let (steps_taken, e) = summary.evals.last().copied().unwrap();
+    let n_problems = cfg.task.load().unwrap().problems().len();
+    assert_eq!(
+        (steps_taken, e.problems, e.k),
+        (cfg.steps, n_problems, cfg.eval.k)
+    );
+    assert!((0.0..=1.0).contains(&e.avg_at_k) && e.pass_at_k >= e.pass_at_1 - 1e-12);
+    assert_eq!(
+        std::fs::read_to_string(run_dir.join(train::EVAL_FILE))
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
     let store = Store::connect(&summary.database_url).await.unwrap();
     let expected = cfg.steps * cfg.rollout.prompts_per_step * cfg.rollout.group_size;
     assert_eq!(
@@ -346,6 +361,59 @@ async fn dynamic_sampling_trains_only_on_informative_groups() {
         "dynamic sampling: kept {} groups, dropped {dropped}",
         groups.len()
     );
+    store.close().await;
+    std::fs::remove_dir_all(&run_dir).ok();
+}
+
+/// Training on prompts from a JSON Lines file in verl's row schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trains_on_a_jsonl_dataset() {
+    let verifier = spawn_embedded_verifier().await.unwrap();
+    let run_dir = std::env::temp_dir().join(format!("e2e-jsonl-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&run_dir);
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let data = run_dir.join("train.jsonl");
+    let rows: Vec<String> = (0..6)
+        .map(|i| {
+            serde_json::json!({
+                "data_source": "toy",
+                "prompt": [{"role": "user", "content": format!("{i}*2=")}],
+                "reward_model": {"ground_truth": (i * 2).to_string()},
+                "id": format!("dbl-{i}"),
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&data, rows.join("\n")).unwrap();
+    let mut cfg = small_config(Method::Steer);
+    cfg.task = trainer::task::TaskConfig {
+        max_operand: None,
+        dataset: Some(data),
+    };
+    let opts = RunOptions {
+        run_dir: run_dir.clone(),
+        store: StoreTarget::RunDirSqlite,
+        verifier_url: verifier.url.clone(),
+        resume: false,
+        progress: false,
+    };
+    let summary = run_blocking(cfg.clone(), opts).await;
+    assert_eq!(
+        summary.rollouts_written,
+        cfg.steps * 6.min(cfg.rollout.prompts_per_step) * cfg.rollout.group_size
+    );
+    assert_eq!(summary.evals.last().unwrap().1.problems, 6);
+    let store = Store::connect(&summary.database_url).await.unwrap();
+    let Store::Sqlite(pool) = &store else {
+        panic!("expected sqlite")
+    };
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT prompt_id FROM rollouts WHERE run_id = $1")
+            .bind(&summary.run_id)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert!(ids.iter().all(|id| id.starts_with("dbl-")), "{ids:?}");
     store.close().await;
     std::fs::remove_dir_all(&run_dir).ok();
 }

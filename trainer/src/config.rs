@@ -8,7 +8,7 @@ use crate::algo::{ClipConfig, LossAgg, Method, MethodParams, SteerConfig};
 use crate::model::ModelConfig;
 use crate::optim::AdamWConfig;
 use crate::rollout::SamplingConfig;
-use crate::task::AdditionTask;
+use crate::task::TaskConfig;
 
 /// The demo's configuration, embedded at build time.
 pub const DEMO_TOML: &str = include_str!("../configs/demo.toml");
@@ -28,7 +28,7 @@ pub struct TrainConfig {
     /// Architecture.
     pub model: ModelConfig,
     /// The task.
-    pub task: AdditionTask,
+    pub task: TaskConfig,
     /// Rollout generation.
     pub rollout: RolloutConfig,
     /// The RL objective.
@@ -178,6 +178,9 @@ impl TrainConfig {
         }
         if self.algo.ppo_epochs == 0 || self.algo.mini_batch_size == Some(0) {
             return bad("algo.ppo_epochs and algo.mini_batch_size must be positive");
+        }
+        if self.task.max_operand.is_some() == self.task.dataset.is_some() {
+            return bad("[task] needs exactly one of max_operand and dataset");
         }
         if self.eval.k == 0 {
             return bad("eval.k must be positive");

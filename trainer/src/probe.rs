@@ -284,6 +284,7 @@ pub fn run_probe(
     use rand::SeedableRng;
     let device = candle_core::Device::Cpu;
     let tok = crate::tokenizer::CharTokenizer::new()?;
+    let task = cfg.task.load().map_err(crate::train::TrainError::from)?;
     let varmap = candle_nn::VarMap::new();
     let policy = Qwen2::new(
         &cfg.model,
@@ -294,11 +295,11 @@ pub fn run_probe(
     let params = crate::train::params_of(&varmap)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
     if cfg.warmup.steps > 0 {
-        crate::train::format_warmup(cfg, &policy, &params, &tok, &device, &mut rng)?;
+        crate::train::format_warmup(cfg, &task, &policy, &params, &tok, &device, &mut rng)?;
     }
     let client = protocol::client::VerifierClient::new(&o.verifier_url)?;
     let g = cfg.rollout.group_size;
-    let problems = cfg.task.sample(&mut rng, o.prompts);
+    let problems = task.sample(&mut rng, o.prompts);
     let mut samples = Vec::new();
     for p in &problems {
         let ids = tok.encode(&p.prompt)?;

@@ -32,6 +32,7 @@ use crate::store::{
     JournalRecord, RolloutRow, RunRecord, StepRecord, Store, StoreError, StoreWriter, WriterConfig,
     WriterError,
 };
+use crate::task::{Task, TaskError};
 use crate::tokenizer::{CharTokenizer, EOS_ID, TokenizerError};
 
 /// Training failures.
@@ -55,6 +56,9 @@ pub enum TrainError {
     /// Tokenizing failed.
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
+    /// The task could not be loaded.
+    #[error("task: {0}")]
+    Task(#[from] TaskError),
     /// The config does not fit the model or task.
     #[error("config: {0}")]
     Config(String),
@@ -161,6 +165,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
             tok.vocab_size()
         )));
     }
+    let task = cfg.task.load()?;
     let mut varmap = VarMap::new();
     let policy = Qwen2::new(
         &cfg.model,
@@ -249,7 +254,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
     }
     if resumed.is_none() && cfg.warmup.steps > 0 {
         let mut rng = StdRng::seed_from_u64(cfg.seed);
-        let nll = format_warmup(cfg, &policy, &params, &tok, &device, &mut rng)?;
+        let nll = format_warmup(cfg, &task, &policy, &params, &tok, &device, &mut rng)?;
         say(format!(
             "format warm-up: {} steps, final NLL {nll:.3}",
             cfg.warmup.steps
@@ -269,6 +274,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
     };
     let ctx = StepContext {
         cfg,
+        task: &task,
         policy: &policy,
         reference: reference.as_ref(),
         frozen_view: &frozen_view,
@@ -364,6 +370,8 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
 /// Everything a step reads but does not change.
 struct StepContext<'a> {
     cfg: &'a TrainConfig,
+    /// The loaded task.
+    task: &'a Task,
     policy: &'a Qwen2,
     /// The frozen initial policy, when a KL penalty is configured.
     reference: Option<&'a Qwen2>,
@@ -407,7 +415,7 @@ fn rl_step(
             break;
         }
         let t = Instant::now();
-        let fresh: Vec<crate::task::Problem> = cfg
+        let fresh: Vec<crate::task::Problem> = ctx
             .task
             .sample(&mut rng, need + used.len())
             .into_iter()
@@ -680,7 +688,7 @@ fn evaluate_now(
     let result = crate::eval::evaluate(
         ctx.frozen_view,
         ctx.tok,
-        &cfg.task.problems(),
+        ctx.task.problems(),
         &cfg.eval,
         cfg.rollout.sampling.max_new_tokens,
         seed,
@@ -769,6 +777,7 @@ fn without_steps(v: &serde_json::Value) -> serde_json::Value {
 /// Supervised warm-up on format-only examples; returns the last step's mean NLL.
 pub(crate) fn format_warmup(
     cfg: &TrainConfig,
+    task: &Task,
     policy: &Qwen2,
     params: &[Param],
     tok: &CharTokenizer,
@@ -786,7 +795,7 @@ pub(crate) fn format_warmup(
     for _ in 0..cfg.warmup.steps {
         let examples = (0..cfg.warmup.batch_size)
             .map(|_| {
-                let (prompt, response) = cfg.task.format_example(rng);
+                let (prompt, response) = task.format_example(rng);
                 let mut response_ids = tok.encode(&response)?;
                 response_ids.push(EOS_ID);
                 Ok(Sample {
