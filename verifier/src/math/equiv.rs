@@ -361,7 +361,7 @@ fn relations(gold: &Answer, pred: &Answer, p: &Policy, b: &mut Budget) -> Cmp {
     if gk != pk {
         return Ok(false);
     }
-    proportional(&gd, &pd, matches!(gk, Kind::Pos | Kind::NonNeg), p, b)
+    proportional(&gd, &pd, matches!(gk, Kind::Pos | Kind::NonNeg), b)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -386,7 +386,7 @@ fn normal_form(l: &Expr, op: RelOp, r: &Expr) -> (Kind, Expr) {
 }
 
 /// Is `q = c·g` for one constant c (positive if `positive`)? Checked at random points.
-fn proportional(g: &Expr, q: &Expr, positive: bool, p: &Policy, b: &mut Budget) -> Cmp {
+fn proportional(g: &Expr, q: &Expr, positive: bool, b: &mut Budget) -> Cmp {
     let vars = free_vars(g)
         .union(&free_vars(q))
         .cloned()
@@ -417,7 +417,6 @@ fn proportional(g: &Expr, q: &Expr, positive: bool, p: &Policy, b: &mut Budget) 
             break;
         }
     }
-    let _ = p;
     Ok(used >= 3
         && ratio
             .is_none_or(|r| !positive || (r.re > 0.0 && r.im.abs() < 1e-9 * r.re.abs().max(1.0))))

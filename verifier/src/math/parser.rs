@@ -5,7 +5,7 @@
 
 use num_bigint::BigInt;
 use num_rational::BigRational;
-use num_traits::{One, Zero};
+use num_traits::One;
 
 use super::ast::{Answer, Constant, Expr, Func, Num, RelOp};
 use super::lexer::{Tok, lex};
@@ -789,9 +789,9 @@ impl Parser {
                     }
                 }
                 Some(Tok::Letter(c)) => Expr::Sym(c.to_string()),
-                Some(Tok::Cmd(c)) => {
+                Some(Tok::Cmd(_)) => {
+                    // A command argument (`\frac\pi2`): parse it as a primary.
                     self.pos -= 1;
-                    let _ = c;
                     expr_of(self.primary()?)?
                 }
                 other => return invalid(format!("expected an argument, found {other:?}")),
@@ -1319,6 +1319,5 @@ pub fn number(s: &str) -> PResult<Expr> {
     } else {
         BigRational::new(n, num_traits::pow(ten, (-scale) as usize))
     };
-    let _ = BigRational::zero();
     Ok(num_expr(value, s.contains('.') || s.contains('e')))
 }
