@@ -153,6 +153,14 @@ mod tests {
         assert_eq!(g(r"\boxed{(3, 1)}", "(1,3)"), MathVerdict::Incorrect);
         assert_eq!(g(r"\boxed{[0,1)}", "[0,1]"), MathVerdict::Incorrect);
         assert_eq!(g(r"\boxed{10^{10^{10}}}", "7"), MathVerdict::LimitExceeded);
+        assert_eq!(
+            g(r"\boxed{\sum_{k=1}^{10} k^2}", "385"),
+            MathVerdict::Correct
+        );
+        assert_eq!(
+            g(r"\boxed{\sum_{k=1}^{100000} k}", "5000050000"),
+            MathVerdict::LimitExceeded
+        );
         let deep = format!(r"\boxed{{{}1{}}}", "{".repeat(5000), "}".repeat(5000));
         assert_eq!(g(&deep, "1"), MathVerdict::LimitExceeded);
     }

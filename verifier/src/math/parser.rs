@@ -1145,6 +1145,7 @@ impl Parser {
                 }
             }
             "begin" => self.environment()?,
+            "sum" => self.finite_sum()?,
             "overline" => {
                 let e = self.group_arg()?;
                 Answer::Expr(e)
@@ -1158,6 +1159,58 @@ impl Parser {
             }
             other => Answer::Expr(self.symbol(format!("\\{other}"))?),
         })
+    }
+
+    /// `\sum_{k=a}^{b} body` with integer bounds, expanded term by term (at most
+    /// [`MAX_SUM_TERMS`] terms); symbolic or infinite bounds are not supported.
+    fn finite_sum(&mut self) -> PResult<Answer> {
+        let start = self.pos;
+        match self.finite_sum_terms() {
+            Ok(a) => Ok(a),
+            Err(ParseError::TooDeep) => Err(ParseError::TooDeep),
+            // Symbolic bounds (`\sum_{k=0}^{n-1}`): an opaque symbol, compared as written.
+            Err(ParseError::Invalid(_)) => {
+                self.pos = start;
+                Ok(Answer::Expr(self.symbol("\\sum".into())?))
+            }
+        }
+    }
+
+    fn finite_sum_terms(&mut self) -> PResult<Answer> {
+        self.expect(&Tok::Op('_'))?;
+        self.expect(&Tok::LBrace)?;
+        let var = match self.bump() {
+            Some(Tok::Letter(c)) => c.to_string(),
+            other => return invalid(format!("sum index {other:?}")),
+        };
+        self.expect(&Tok::Op('='))?;
+        let lo = self.relation()?;
+        self.expect(&Tok::RBrace)?;
+        self.expect(&Tok::Op('^'))?;
+        let hi = self.exponent()?;
+        let body = expr_of(self.power()?)?;
+        let bound = |a: &Expr| -> PResult<i64> {
+            let mut b = super::eval::Budget::new(10_000);
+            match super::eval::exact(a, &mut b) {
+                Ok(Some(v)) if v.is_integer() => {
+                    v.to_integer().try_into().map_err(|_| ParseError::TooDeep)
+                }
+                Err(_) => Err(ParseError::TooDeep),
+                _ => invalid("sum bounds must be integers"),
+            }
+        };
+        let (lo, hi) = (bound(&expr_of(lo)?)?, bound(&hi)?);
+        if hi < lo {
+            return Ok(Answer::Expr(int(0)));
+        }
+        if hi - lo >= MAX_SUM_TERMS {
+            return Err(ParseError::TooDeep);
+        }
+        Ok(Answer::Expr(Expr::Add(
+            (lo..=hi)
+                .map(|k| substitute(&body, &var, &int(k)))
+                .collect(),
+        )))
     }
 
     /// `\begin{pmatrix} … \end{pmatrix}` (also bmatrix, vmatrix-free kinds, array).
@@ -1210,6 +1263,25 @@ impl Parser {
             return invalid("ragged matrix");
         }
         Ok(Answer::Matrix(rows))
+    }
+}
+
+/// Most terms a `\sum` expands to.
+pub const MAX_SUM_TERMS: i64 = 10_000;
+
+/// `e` with every `Sym(name)` replaced by `value`.
+fn substitute(e: &Expr, name: &str, value: &Expr) -> Expr {
+    let s = |x: &Expr| substitute(x, name, value);
+    match e {
+        Expr::Sym(n) if n == name => value.clone(),
+        Expr::Num(_) | Expr::Const(_) | Expr::Sym(_) => e.clone(),
+        Expr::Neg(a) => Expr::Neg(Box::new(s(a))),
+        Expr::Add(xs) => Expr::Add(xs.iter().map(s).collect()),
+        Expr::Mul(xs) => Expr::Mul(xs.iter().map(s).collect()),
+        Expr::Div(a, b) => Expr::Div(Box::new(s(a)), Box::new(s(b))),
+        Expr::Pow(a, b) => Expr::Pow(Box::new(s(a)), Box::new(s(b))),
+        Expr::Call(f, xs) => Expr::Call(*f, xs.iter().map(s).collect()),
+        Expr::Apply(f, xs) => Expr::Apply(f.clone(), xs.iter().map(s).collect()),
     }
 }
 
