@@ -103,6 +103,11 @@ pub fn latest(run_dir: &Path) -> Option<PathBuf> {
 /// Reads a checkpoint's state without touching any weights.
 pub fn read_state(run_dir: &Path) -> Result<CheckpointState, CheckpointError> {
     let dir = latest(run_dir).ok_or_else(|| CheckpointError::Missing(run_dir.to_path_buf()))?;
+    state_in(&dir)
+}
+
+/// `state.json` of one checkpoint directory.
+fn state_in(dir: &Path) -> Result<CheckpointState, CheckpointError> {
     let path = dir.join("state.json");
     Ok(serde_json::from_slice(
         &std::fs::read(&path).map_err(io(&path))?,
@@ -116,8 +121,9 @@ pub fn load(
     opt: &mut AdamW,
     device: &Device,
 ) -> Result<CheckpointState, CheckpointError> {
+    // Everything from the one directory chosen here, even if a save swaps directories meanwhile.
     let dir = latest(run_dir).ok_or_else(|| CheckpointError::Missing(run_dir.to_path_buf()))?;
-    let state = read_state(run_dir)?;
+    let state = state_in(&dir)?;
     varmap.load(dir.join("model.safetensors"))?;
     let moments: HashMap<String, Tensor> =
         candle_core::safetensors::load(dir.join("optimizer.safetensors"), device)?;
