@@ -400,8 +400,13 @@ fn rl_step(
     //      sampling, groups whose rewards are all equal (no learning signal) are dropped and
     //      fresh prompts are drawn until the batch is full or the rounds run out.
     let g = cfg.rollout.group_size;
-    let (mut problems, mut samples, mut texts, mut results) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut problems, mut samples, mut texts, mut results, mut rewards) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::<f32>::new(),
+    );
     let (mut generate_s, mut reward_s, mut groups_dropped) = (0f64, 0f64, 0usize);
     let mut used = std::collections::HashSet::new();
     let rounds = if cfg.rollout.dynamic_sampling {
@@ -474,6 +479,7 @@ fn rl_step(
             samples.extend_from_slice(&group_samples[range.clone()]);
             texts.extend_from_slice(&group_texts[range.clone()]);
             results.extend_from_slice(&graded[range]);
+            rewards.extend(shaped.iter().map(|&r| r as f32));
         }
     }
     if problems.is_empty() {
@@ -483,11 +489,6 @@ fn rl_step(
     }
     timings.insert("generate", generate_s);
     timings.insert("reward", reward_s);
-    let rewards: Vec<f32> = results
-        .iter()
-        .zip(&samples)
-        .map(|(r, s)| cfg.rollout.shaped_reward(r.reward, s.response_ids.len()) as f32)
-        .collect();
     let adv = match cfg.algo.method.advantage() {
         AdvantageKind::Grpo => advantage::grpo(&rewards, g, cfg.algo.norm_adv_by_std),
         AdvantageKind::Rloo => advantage::rloo(&rewards, g),
