@@ -14,6 +14,17 @@ fn small_config(method: Method) -> TrainConfig {
     cfg
 }
 
+/// Options for a fresh (not resumed) run that keeps its rollouts in the run directory's SQLite file.
+fn sqlite_opts(run_dir: &std::path::Path, verifier_url: &str) -> RunOptions {
+    RunOptions {
+        run_dir: run_dir.to_path_buf(),
+        store: StoreTarget::RunDirSqlite,
+        verifier_url: verifier_url.to_string(),
+        resume: false,
+        progress: false,
+    }
+}
+
 async fn run_blocking(cfg: TrainConfig, opts: RunOptions) -> train::RunSummary {
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || train::run(&cfg, &opts, &handle))
@@ -78,13 +89,7 @@ async fn grpo_run_defaults_to_sqlite_in_the_run_dir() {
     let cfg = small_config(Method::Grpo);
     let run_dir = std::env::temp_dir().join(format!("e2e-train-sqlite-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&run_dir);
-    let opts = RunOptions {
-        run_dir: run_dir.clone(),
-        store: StoreTarget::RunDirSqlite,
-        verifier_url: verifier.url.clone(),
-        resume: false,
-        progress: false,
-    };
+    let opts = sqlite_opts(&run_dir, &verifier.url);
     let summary = run_blocking(cfg.clone(), opts).await;
     assert!(run_dir.join("rollouts.sqlite").exists());
     for f in ["config.json", "model.safetensors", "tokenizer.json"] {
@@ -137,13 +142,7 @@ async fn unreachable_verifier_is_a_clear_error() {
     let mut cfg = small_config(Method::Grpo);
     cfg.warmup.steps = 0;
     let run_dir = std::env::temp_dir().join(format!("e2e-train-down-{}", std::process::id()));
-    let opts = RunOptions {
-        run_dir: run_dir.clone(),
-        store: StoreTarget::RunDirSqlite,
-        verifier_url: format!("http://127.0.0.1:{port}"),
-        resume: false,
-        progress: false,
-    };
+    let opts = sqlite_opts(&run_dir, &format!("http://127.0.0.1:{port}"));
     let handle = tokio::runtime::Handle::current();
     let err = tokio::task::spawn_blocking(move || train::run(&cfg, &opts, &handle))
         .await
@@ -161,11 +160,8 @@ async fn resumed_run_repeats_the_uninterrupted_run_exactly() {
     let base = std::env::temp_dir().join(format!("e2e-resume-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     let opts = |dir: &str, resume: bool| RunOptions {
-        run_dir: base.join(dir),
-        store: StoreTarget::RunDirSqlite,
-        verifier_url: verifier.url.clone(),
         resume,
-        progress: false,
+        ..sqlite_opts(&base.join(dir), &verifier.url)
     };
     let full = run_blocking(cfg.clone(), opts("full", false)).await;
     let mut first_half = cfg.clone();
@@ -238,13 +234,7 @@ async fn every_method_runs_two_steps_and_writes_metrics() {
             cfg.algo.params.kl.beta = 0.05; // also exercise the reference model and KL term
         }
         let dir = base.join(method.as_str());
-        let opts = RunOptions {
-            run_dir: dir.clone(),
-            store: StoreTarget::RunDirSqlite,
-            verifier_url: verifier.url.clone(),
-            resume: false,
-            progress: false,
-        };
+        let opts = sqlite_opts(&dir, &verifier.url);
         let summary = run_blocking(cfg, opts).await;
         assert_eq!(summary.history.len(), 2, "{method:?}");
         let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.join(train::METRICS_FILE))
@@ -307,13 +297,7 @@ async fn ppo_epochs_and_mini_batches_take_several_optimizer_steps() {
     cfg.algo.mini_batch_size = Some(16);
     let run_dir = std::env::temp_dir().join(format!("e2e-ppo-epochs-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&run_dir);
-    let opts = RunOptions {
-        run_dir: run_dir.clone(),
-        store: StoreTarget::RunDirSqlite,
-        verifier_url: verifier.url.clone(),
-        resume: false,
-        progress: false,
-    };
+    let opts = sqlite_opts(&run_dir, &verifier.url);
     let summary = run_blocking(cfg, opts).await;
     for m in &summary.history {
         assert_eq!(m.optimizer_steps, 8, "{m:?}");
@@ -333,13 +317,7 @@ async fn dynamic_sampling_trains_only_on_informative_groups() {
     cfg.rollout.dynamic_sampling = true;
     let run_dir = std::env::temp_dir().join(format!("e2e-dynamic-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&run_dir);
-    let opts = RunOptions {
-        run_dir: run_dir.clone(),
-        store: StoreTarget::RunDirSqlite,
-        verifier_url: verifier.url.clone(),
-        resume: false,
-        progress: false,
-    };
+    let opts = sqlite_opts(&run_dir, &verifier.url);
     let summary = run_blocking(cfg, opts).await;
     let store = Store::connect(&summary.database_url).await.unwrap();
     let Store::Sqlite(pool) = &store else {
@@ -390,13 +368,7 @@ async fn trains_on_a_jsonl_dataset() {
         max_operand: None,
         dataset: Some(data),
     };
-    let opts = RunOptions {
-        run_dir: run_dir.clone(),
-        store: StoreTarget::RunDirSqlite,
-        verifier_url: verifier.url.clone(),
-        resume: false,
-        progress: false,
-    };
+    let opts = sqlite_opts(&run_dir, &verifier.url);
     let summary = run_blocking(cfg.clone(), opts).await;
     assert_eq!(
         summary.rollouts_written,
