@@ -10,3 +10,9 @@ pub const READYZ: &str = "/readyz";
 pub const METRICS: &str = "/metrics";
 /// The OpenAPI 3 description of this API.
 pub const OPENAPI: &str = "/openapi.json";
+/// Batch code judging: [`crate::JudgeCodeRequest`] → [`crate::JudgeCodeResponse`].
+pub const CODE_JUDGE: &str = "/v1/code/judge";
+/// SandboxFusion-compatible single run: [`crate::sandbox_fusion::RunCodeRequest`].
+pub const RUN_CODE: &str = "/run_code";
+/// SandboxFusion-compatible liveness: `"pong"`.
+pub const PING: &str = "/v1/ping";

@@ -6,8 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use protocol::{ApiError, ErrorCode, MathItem};
+use protocol::{ApiError, CodeItem, ErrorCode, MathItem};
 use verifier::http::Tokens;
+use verifier::judge::Judge;
+use verifier::sandbox::{NsConfig, NsSandbox};
 use verifier::{AppState, Limits, app, math};
 
 /// RLVR verifier: math grading (and code judging) for reinforcement-learning rewards.
@@ -28,6 +30,23 @@ enum Command {
         /// Input file, or `-` for standard input.
         #[arg(default_value = "-")]
         input: String,
+    },
+    /// Judge code items from JSON Lines (one `CodeItem` per line, e.g. the conformance cases)
+    /// and print one result per line, in input order. Needs root for the namespace sandbox.
+    /// A malformed line prints `{"error": …}` in its place; the exit status is 1 if any did.
+    JudgeCode {
+        /// Input file, or `-` for standard input.
+        #[arg(default_value = "-")]
+        input: String,
+        /// Items judged at once (default: the number of CPUs; each run gets one CPU).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+    /// Internal: the sandbox helper the namespace backend re-executes (not for direct use).
+    #[command(name = "__sandbox-helper", hide = true)]
+    SandboxHelper {
+        /// The helper's JSON configuration.
+        config: String,
     },
 }
 
@@ -62,6 +81,10 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::GradeMath { input } => grade_math_lines(&input),
+        Command::JudgeCode { input, jobs } => judge_code_lines(&input, jobs),
+        Command::SandboxHelper { config } => {
+            std::process::exit(verifier::sandbox::linux_ns::helper::helper_main(&config))
+        }
     }
 }
 
@@ -125,15 +148,87 @@ async fn shutdown_signal() {
     tokio::select! { () = ctrl_c => {}, () = term => {} }
 }
 
-fn grade_math_lines(input: &str) -> Result<()> {
-    let reader: Box<dyn BufRead> = if input == "-" {
+fn open_input(input: &str) -> Result<Box<dyn BufRead>> {
+    Ok(if input == "-" {
         Box::new(std::io::stdin().lock())
     } else {
         let path = PathBuf::from(input);
         Box::new(std::io::BufReader::new(
             std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?,
         ))
+    })
+}
+
+fn judge_code_lines(input: &str, jobs: Option<usize>) -> Result<()> {
+    let mut lines = Vec::new();
+    for (n, line) in open_input(input)?.lines().enumerate() {
+        let line = line.with_context(|| format!("reading line {}", n + 1))?;
+        if !line.trim().is_empty() {
+            lines.push((n + 1, line));
+        }
+    }
+    let judge = Judge::new(NsSandbox::new(NsConfig::default()));
+    if let Some(why) = judge.unavailable_reason() {
+        eprintln!("warning: {why}; every item will be a sandbox_error");
+    }
+    let jobs = jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
+        .max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<(bool, String)>>> =
+        lines.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..jobs.min(lines.len().max(1)) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((n, line)) = lines.get(i) else { break };
+                    let out = judge_code_line(&judge, *n, line);
+                    if let Ok(mut slot) = results[i].lock() {
+                        *slot = Some(out);
+                    }
+                }
+            });
+        }
+    });
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut failed = 0usize;
+    for slot in results {
+        let (ok, json) = slot
+            .into_inner()
+            .map_err(|_| anyhow::anyhow!("a judging thread panicked"))?
+            .context("an item was not judged")?;
+        failed += usize::from(!ok);
+        writeln!(out, "{json}")?;
+    }
+    out.flush()?;
+    if failed > 0 {
+        anyhow::bail!("{failed} malformed input line(s)");
+    }
+    Ok(())
+}
+
+/// Judges one input line: `(well-formed, output JSON)`.
+fn judge_code_line(judge: &Judge, n: usize, line: &str) -> (bool, String) {
+    let err = |msg: String| {
+        let body = ApiError::new(ErrorCode::Unprocessable, format!("line {n}: {msg}"));
+        (false, serde_json::to_string(&body).unwrap_or_default())
     };
+    match serde_json::from_str::<CodeItem>(line) {
+        Err(e) => err(e.to_string()),
+        Ok(item) => match item.validate() {
+            Err(msg) => err(msg),
+            Ok(()) => (
+                true,
+                serde_json::to_string(&judge.judge(&item)).unwrap_or_default(),
+            ),
+        },
+    }
+}
+
+fn grade_math_lines(input: &str) -> Result<()> {
+    let reader = open_input(input)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failed = 0usize;

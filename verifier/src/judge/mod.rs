@@ -1,0 +1,412 @@
+//! Code judging: a submission and its tests → runs in a sandbox → per-test verdicts → the
+//! submission's verdict and reward.
+//!
+//! * [`language`]: compile and run commands per language.
+//! * [`harness`]: trusted wrappers (assert sentinel, function-call JSON), code extraction.
+//! * [`compare`]: output comparison outside the box.
+//! * [`verdict`]: a run's outcome → a verdict.
+//!
+//! Compiled languages compile once per submission, in the same sandbox kind with their own
+//! limits ([`RunLimits::for_compile`]); the binary is bound read-only into each test run.
+
+pub mod compare;
+pub mod harness;
+pub mod language;
+pub mod verdict;
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use protocol::{
+    Backend, BackendChoice, CodeItem, CodeOptions, CodeResult, CodeTest, CodeVerdict, Language,
+    RewardMode, RunReport, TestResult,
+};
+
+use crate::sandbox::{Bind, NsSandbox, RunLimits, RunOutcome, RunSpec, Sandbox};
+use language::{Recipe, Toolchains};
+
+/// Judges submissions with the sandboxes this host offers.
+#[derive(Debug, Clone)]
+pub struct Judge {
+    ns: Option<Arc<NsSandbox>>,
+    ns_error: Option<String>,
+    tools: Toolchains,
+    work_dir: PathBuf,
+}
+
+static SUBMISSIONS: AtomicU64 = AtomicU64::new(0);
+
+/// A submission's private host directories, removed when dropped.
+struct Workdir {
+    root: PathBuf,
+    src: PathBuf,
+    out: PathBuf,
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        // remove_dir_all does not follow symlinks a compiler may have left in `out`.
+        let _ = fs::remove_dir_all(&self.root);
+    }
+}
+
+/// One prepared test run.
+struct Prepared {
+    file: String,
+    stdin: Vec<u8>,
+    check: Check,
+}
+
+enum Check {
+    Io {
+        expected: String,
+    },
+    Assert {
+        sentinel: String,
+    },
+    Call {
+        sentinel: String,
+        expected: serde_json::Value,
+    },
+}
+
+impl Judge {
+    /// A judge over the namespace backend `ns` (or none: every item is then a
+    /// `sandbox_error` naming `ns_error`).
+    pub fn new(ns: Result<NsSandbox, crate::sandbox::SandboxError>) -> Judge {
+        let (ns, ns_error) = match ns {
+            Ok(s) => (Some(Arc::new(s)), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let work_dir = ns.as_ref().map_or_else(
+            || std::env::temp_dir().join("rlvr-verifier"),
+            |s| s.config().work_dir.clone(),
+        );
+        Judge {
+            ns,
+            ns_error,
+            tools: Toolchains::detect(),
+            work_dir,
+        }
+    }
+
+    /// Whether a sandbox is ready.
+    pub fn is_ready(&self) -> bool {
+        self.ns.is_some()
+    }
+
+    /// Why no sandbox is ready, if none is.
+    pub fn unavailable_reason(&self) -> Option<&str> {
+        self.ns_error.as_deref()
+    }
+
+    /// The namespace backend, if loaded.
+    pub fn ns(&self) -> Option<&NsSandbox> {
+        self.ns.as_deref()
+    }
+
+    /// Judges one validated item (see [`CodeItem::validate`]). Never fails: problems become
+    /// verdicts (`sandbox_error` for the verifier's own).
+    pub fn judge(&self, item: &CodeItem) -> CodeResult {
+        let start = Instant::now();
+        let mut result = self.judge_inner(item);
+        result.id.clone_from(&item.id);
+        result.elapsed_us = start.elapsed().as_micros() as u64;
+        result
+    }
+
+    fn failed(total: usize, backend: Backend, verdict: CodeVerdict, msg: String) -> CodeResult {
+        CodeResult {
+            id: None,
+            verdict,
+            reward: 0.0,
+            passed: 0,
+            total,
+            compile: None,
+            tests: vec![],
+            backend,
+            message: Some(msg),
+            elapsed_us: 0,
+        }
+    }
+
+    fn judge_inner(&self, item: &CodeItem) -> CodeResult {
+        let total = item.tests.len();
+        let sandbox_error =
+            |msg: String| Self::failed(total, Backend::Ns, CodeVerdict::SandboxError, msg);
+        if let Err(msg) = item.validate() {
+            return sandbox_error(format!("invalid item: {msg}"));
+        }
+        if item.backend == BackendChoice::Wasm {
+            return Self::failed(
+                total,
+                Backend::Wasm,
+                CodeVerdict::SandboxError,
+                "the wasm backend is not loaded on this verifier; use backend ns or auto".into(),
+            );
+        }
+        let Some(ns) = self.ns.as_deref() else {
+            return sandbox_error(format!(
+                "no sandbox available: {}",
+                self.ns_error.as_deref().unwrap_or("unknown")
+            ));
+        };
+        let source = match (&item.source_code, &item.response) {
+            (Some(s), _) => s.clone(),
+            (None, Some(r)) => match harness::last_code_block(r) {
+                Some(code) => code,
+                None => {
+                    return Self::failed(
+                        total,
+                        Backend::Ns,
+                        CodeVerdict::CompileError,
+                        "the response has no fenced code block".into(),
+                    );
+                }
+            },
+            (None, None) => return sandbox_error("no program".into()),
+        };
+        let recipe = match language::recipe(item.language, &self.tools) {
+            Ok(r) => r,
+            Err(msg) => return sandbox_error(msg),
+        };
+        let work = match self.workdir(ns) {
+            Ok(w) => w,
+            Err(e) => return sandbox_error(format!("preparing the work directory: {e}")),
+        };
+        let opts = item.options.clone().unwrap_or_default();
+        let prepared = match Self::prepare(item, &source, &recipe, &work) {
+            Ok(p) => p,
+            Err(e) => return sandbox_error(format!("writing the sources: {e}")),
+        };
+        let mut binds = recipe.binds.clone();
+        binds.push(Bind {
+            host: work.src.clone(),
+            inside: "/src".into(),
+            writable: false,
+        });
+        let mut env = language::base_env();
+        env.extend(recipe.env.iter().cloned());
+        let mut compile_report = None;
+        if let Some(cmd) = &recipe.compile {
+            let mut cbinds = binds.clone();
+            cbinds.push(Bind {
+                host: work.out.clone(),
+                inside: "/out".into(),
+                writable: true,
+            });
+            let spec = RunSpec {
+                argv: cmd.clone(),
+                env: env.clone(),
+                binds: cbinds,
+                stdin: Vec::new(),
+                limits: RunLimits::for_compile(),
+            };
+            match ns.run(&spec) {
+                Err(e) => return sandbox_error(format!("compile step: {e}")),
+                Ok(out) => {
+                    let report = verdict::report(&out);
+                    let ok = out.exit == crate::sandbox::Exit::Code(0)
+                        && !out.timed_out
+                        && !out.oom_killed
+                        && work.out.join("prog").is_file();
+                    if !ok {
+                        let why = if out.timed_out {
+                            "compile time limit exceeded".to_owned()
+                        } else if out.oom_killed {
+                            "compiler ran out of memory".to_owned()
+                        } else {
+                            "compiler failed".to_owned()
+                        };
+                        let mut r =
+                            Self::failed(total, Backend::Ns, CodeVerdict::CompileError, why);
+                        r.compile = Some(report);
+                        return r;
+                    }
+                    compile_report = Some(report);
+                }
+            }
+            binds.push(Bind {
+                host: work.out.clone(),
+                inside: "/out".into(),
+                writable: false,
+            });
+        }
+        let limits = RunLimits::for_run(
+            Duration::from_secs_f64(item.time_limit_s),
+            item.memory_limit_mb << 20,
+        );
+        let mut tests = Vec::with_capacity(total);
+        for p in &prepared {
+            let mut argv = recipe.run_prefix.clone();
+            if !language::is_compiled(item.language) {
+                argv.push(format!("/src/{}", p.file));
+            }
+            let spec = RunSpec {
+                argv,
+                env: env.clone(),
+                binds: binds.clone(),
+                stdin: p.stdin.clone(),
+                limits,
+            };
+            let t = match ns.run(&spec) {
+                Ok(out) => TestResult {
+                    verdict: Self::check(&out, &p.check, &opts),
+                    run: verdict::report(&out),
+                },
+                Err(e) => TestResult {
+                    verdict: CodeVerdict::SandboxError,
+                    run: RunReport {
+                        stderr_head: e.to_string(),
+                        ..RunReport::default()
+                    },
+                },
+            };
+            let stop = t.verdict != CodeVerdict::Accepted && opts.stop_on_first_failure;
+            tests.push(t);
+            if stop {
+                break;
+            }
+        }
+        let passed = tests
+            .iter()
+            .filter(|t| t.verdict == CodeVerdict::Accepted)
+            .count();
+        let verdict = if tests.iter().any(|t| t.verdict == CodeVerdict::SandboxError) {
+            CodeVerdict::SandboxError
+        } else {
+            tests
+                .iter()
+                .map(|t| t.verdict)
+                .find(|v| *v != CodeVerdict::Accepted)
+                .unwrap_or(CodeVerdict::Accepted)
+        };
+        let reward = match opts.reward {
+            _ if verdict == CodeVerdict::SandboxError => 0.0,
+            RewardMode::Binary => f64::from(u8::from(passed == total)),
+            RewardMode::PassRate => passed as f64 / total as f64,
+        };
+        let message = (verdict == CodeVerdict::SandboxError).then(|| {
+            tests
+                .iter()
+                .find(|t| t.verdict == CodeVerdict::SandboxError)
+                .map(|t| t.run.stderr_head.clone())
+                .unwrap_or_default()
+        });
+        CodeResult {
+            id: None,
+            verdict,
+            reward,
+            passed,
+            total,
+            compile: compile_report,
+            tests,
+            backend: Backend::Ns,
+            message,
+            elapsed_us: 0,
+        }
+    }
+
+    fn check(out: &RunOutcome, check: &Check, opts: &CodeOptions) -> CodeVerdict {
+        let assert_mode = matches!(check, Check::Assert { .. });
+        if let Some(v) = verdict::limits_verdict(out, assert_mode) {
+            return v;
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let ok = match check {
+            Check::Io { expected } => compare::outputs_match(&stdout, expected, opts.float_rel_tol),
+            Check::Assert { sentinel } => harness::ends_with_sentinel(&stdout, sentinel),
+            Check::Call { sentinel, expected } => harness::call_result(&stdout, sentinel)
+                .is_some_and(|v| compare::json_match(&v, expected, opts.float_rel_tol)),
+        };
+        if ok {
+            CodeVerdict::Accepted
+        } else {
+            CodeVerdict::WrongAnswer
+        }
+    }
+
+    fn workdir(&self, ns: &NsSandbox) -> std::io::Result<Workdir> {
+        let n = SUBMISSIONS.fetch_add(1, Ordering::Relaxed);
+        let root = self
+            .work_dir
+            .join(format!("sub-{}-{n}", std::process::id()));
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&root)?;
+        let work = Workdir {
+            src: root.join("src"),
+            out: root.join("out"),
+            root,
+        };
+        fs::DirBuilder::new().mode(0o755).create(&work.src)?;
+        fs::DirBuilder::new().mode(0o700).create(&work.out)?;
+        let cfg = ns.config();
+        nix::unistd::chown(
+            &work.out,
+            Some(nix::unistd::Uid::from_raw(cfg.uid)),
+            Some(nix::unistd::Gid::from_raw(cfg.gid)),
+        )
+        .map_err(std::io::Error::from)?;
+        Ok(work)
+    }
+
+    /// Writes the program file(s) and turns each test into a run and a check.
+    fn prepare(
+        item: &CodeItem,
+        source: &str,
+        recipe: &Recipe,
+        work: &Workdir,
+    ) -> std::io::Result<Vec<Prepared>> {
+        let write = |name: &str, text: &str| -> std::io::Result<()> {
+            let p = work.src.join(name);
+            fs::write(&p, text)?;
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o644))
+        };
+        write(recipe.source_file, source)?;
+        let mut out = Vec::with_capacity(item.tests.len());
+        for (i, t) in item.tests.iter().enumerate() {
+            out.push(match t {
+                CodeTest::Io(io) => Prepared {
+                    file: recipe.source_file.to_owned(),
+                    stdin: io.stdin.as_bytes().to_vec(),
+                    check: Check::Io {
+                        expected: io.expected_stdout.clone(),
+                    },
+                },
+                CodeTest::Assert(a) => {
+                    debug_assert_eq!(item.language, Language::Python);
+                    let sentinel = harness::sentinel();
+                    let file = format!("test_{i}.py");
+                    write(
+                        &file,
+                        &harness::assert_program(source, &a.assert_code, &sentinel),
+                    )?;
+                    Prepared {
+                        file,
+                        stdin: Vec::new(),
+                        check: Check::Assert { sentinel },
+                    }
+                }
+                CodeTest::Call(c) => {
+                    let sentinel = harness::sentinel();
+                    let file = format!("call_{i}.py");
+                    write(&file, &harness::call_program(source, &c.fn_name, &sentinel))?;
+                    let expected = serde_json::from_str(&c.expected_json)
+                        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+                    Prepared {
+                        file,
+                        stdin: c.args_json.as_bytes().to_vec(),
+                        check: Check::Call { sentinel, expected },
+                    }
+                }
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,355 @@
+//! Per-run cgroups, v2 or v1: memory (swap 0), pids and a one-CPU quota; read OOM kills, CPU
+//! time and peak memory; kill the whole tree; remove the group.
+//!
+//! v2 is used when a `cgroup2` mount offers the `memory` and `pids` controllers; otherwise the
+//! v1 hierarchies (`memory`, `pids`, `cpu`, `cpuacct`, `freezer`) are used, as on hosts that
+//! boot with a hybrid layout. Groups live under `<hierarchy>/rlvr-verifier/`.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::super::{RunLimits, SandboxError};
+
+/// Name of the parent group this verifier creates its run groups under.
+const PARENT: &str = "rlvr-verifier";
+
+/// The cgroup layout of this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CgroupRoot {
+    /// Unified hierarchy mounted here.
+    V2(PathBuf),
+    /// One mount per v1 controller.
+    V1 {
+        /// `memory` hierarchy.
+        memory: PathBuf,
+        /// `pids` hierarchy.
+        pids: PathBuf,
+        /// `cpu` hierarchy (CFS quota), if mounted.
+        cpu: Option<PathBuf>,
+        /// `cpuacct` hierarchy (CPU time), if mounted.
+        cpuacct: Option<PathBuf>,
+        /// `freezer` hierarchy (atomic kill), if mounted.
+        freezer: Option<PathBuf>,
+    },
+}
+
+impl CgroupRoot {
+    /// Finds the layout from `/proc/self/mounts`.
+    pub fn detect() -> Result<CgroupRoot, SandboxError> {
+        let mounts = fs::read_to_string("/proc/self/mounts")?;
+        let mut v1: Vec<(PathBuf, Vec<String>)> = Vec::new();
+        for line in mounts.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let [_, path, fstype, opts, ..] = f[..] else {
+                continue;
+            };
+            match fstype {
+                "cgroup2" => {
+                    let path = PathBuf::from(path);
+                    let ctl =
+                        fs::read_to_string(path.join("cgroup.controllers")).unwrap_or_default();
+                    let has = |c: &str| ctl.split_whitespace().any(|x| x == c);
+                    if has("memory") && has("pids") {
+                        return Ok(CgroupRoot::V2(path));
+                    }
+                }
+                "cgroup" => v1.push((
+                    PathBuf::from(path),
+                    opts.split(',').map(str::to_owned).collect(),
+                )),
+                _ => {}
+            }
+        }
+        let find = |c: &str| {
+            v1.iter()
+                .find(|(_, o)| o.iter().any(|x| x == c))
+                .map(|(p, _)| p.clone())
+        };
+        match (find("memory"), find("pids")) {
+            (Some(memory), Some(pids)) => Ok(CgroupRoot::V1 {
+                memory,
+                pids,
+                cpu: find("cpu"),
+                cpuacct: find("cpuacct"),
+                freezer: find("freezer"),
+            }),
+            _ => Err(SandboxError::Unavailable(
+                "no cgroup v2 with memory+pids and no v1 memory and pids hierarchies".into(),
+            )),
+        }
+    }
+
+    /// Short name for logs and `/readyz`.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            CgroupRoot::V2(_) => "cgroup v2",
+            CgroupRoot::V1 { .. } => "cgroup v1",
+        }
+    }
+
+    /// Creates the group of one run, named `name`, with `limits` applied.
+    pub fn create(&self, name: &str, limits: &RunLimits) -> Result<RunCgroup, SandboxError> {
+        let setup = |e: io::Error, what: &str| SandboxError::Setup(format!("cgroup {what}: {e}"));
+        match self {
+            CgroupRoot::V2(root) => {
+                let parent = root.join(PARENT);
+                if !parent.exists() {
+                    fs::create_dir_all(&parent).map_err(|e| setup(e, "mkdir"))?;
+                }
+                // Controllers must be enabled down to the parent of the run groups.
+                for dir in [root.as_path(), parent.as_path()] {
+                    let _ = fs::write(dir.join("cgroup.subtree_control"), "+memory +pids +cpu");
+                }
+                let dir = parent.join(name);
+                fs::create_dir(&dir).map_err(|e| setup(e, "mkdir"))?;
+                let group = RunCgroup {
+                    dirs: vec![dir.clone()],
+                    kind: Kind::V2 { dir: dir.clone() },
+                };
+                write(&dir, "memory.max", limits.memory_bytes)?;
+                write_optional(&dir, "memory.swap.max", 0);
+                write_optional(&dir, "memory.oom.group", 1);
+                write(&dir, "pids.max", limits.pids)?;
+                let _ = fs::write(dir.join("cpu.max"), "100000 100000");
+                Ok(group)
+            }
+            CgroupRoot::V1 {
+                memory,
+                pids,
+                cpu,
+                cpuacct,
+                freezer,
+            } => {
+                let mut roots: Vec<&Path> = vec![memory, pids];
+                for p in [cpu, cpuacct, freezer].into_iter().flatten() {
+                    if !roots.contains(&p.as_path()) {
+                        roots.push(p);
+                    }
+                }
+                let mut dirs = Vec::new();
+                for r in &roots {
+                    let parent = r.join(PARENT);
+                    if !parent.exists() {
+                        fs::create_dir_all(&parent).map_err(|e| setup(e, "mkdir"))?;
+                    }
+                    let d = parent.join(name);
+                    if let Err(e) = fs::create_dir(&d) {
+                        let partial = RunCgroup {
+                            dirs,
+                            kind: Kind::V1Partial,
+                        };
+                        drop(partial);
+                        return Err(setup(e, "mkdir"));
+                    }
+                    dirs.push(d);
+                }
+                let sub = |r: &Path| r.join(PARENT).join(name);
+                let group = RunCgroup {
+                    dirs,
+                    kind: Kind::V1 {
+                        memory: sub(memory),
+                        pids: sub(pids),
+                        cpuacct: cpuacct.as_deref().map(sub),
+                        freezer: freezer.as_deref().map(sub),
+                    },
+                };
+                let mem = sub(memory);
+                write(&mem, "memory.limit_in_bytes", limits.memory_bytes)?;
+                // Swap accounting may be off (no memsw files); with no swap that is harmless.
+                write_optional(&mem, "memory.memsw.limit_in_bytes", limits.memory_bytes);
+                write_optional(&mem, "memory.swappiness", 0);
+                write(&sub(pids), "pids.max", limits.pids)?;
+                if let Some(c) = cpu {
+                    let d = sub(c);
+                    write_optional(&d, "cpu.cfs_period_us", 100_000);
+                    write_optional(&d, "cpu.cfs_quota_us", 100_000);
+                }
+                Ok(group)
+            }
+        }
+    }
+}
+
+fn write(dir: &Path, file: &str, value: impl std::fmt::Display) -> Result<(), SandboxError> {
+    fs::write(dir.join(file), value.to_string())
+        .map_err(|e| SandboxError::Setup(format!("cgroup {}: {e}", dir.join(file).display())))
+}
+
+fn write_optional(dir: &Path, file: &str, value: impl std::fmt::Display) {
+    let _ = fs::write(dir.join(file), value.to_string());
+}
+
+#[derive(Debug)]
+enum Kind {
+    V2 {
+        dir: PathBuf,
+    },
+    V1 {
+        memory: PathBuf,
+        pids: PathBuf,
+        cpuacct: Option<PathBuf>,
+        freezer: Option<PathBuf>,
+    },
+    /// Creation failed half-way; only removal remains.
+    V1Partial,
+}
+
+/// One run's group. Dropping it kills whatever is left in it and removes it.
+#[derive(Debug)]
+pub struct RunCgroup {
+    dirs: Vec<PathBuf>,
+    kind: Kind,
+}
+
+impl RunCgroup {
+    /// The `cgroup.procs` files a process writes its pid to, to join the group everywhere.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+
+    fn pids_dir(&self) -> Option<&Path> {
+        match &self.kind {
+            Kind::V2 { dir } => Some(dir),
+            Kind::V1 { pids, .. } => Some(pids),
+            Kind::V1Partial => None,
+        }
+    }
+
+    /// Processes still in the group.
+    pub fn procs(&self) -> Vec<i32> {
+        let mut all = Vec::new();
+        for d in &self.dirs {
+            if let Ok(text) = fs::read_to_string(d.join("cgroup.procs")) {
+                all.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            }
+        }
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// Kills every process of the group and waits (at most 5 s) until it is empty.
+    /// v2: `cgroup.kill`; v1: freeze, SIGKILL every member, thaw (so a fork bomb cannot
+    /// outrun the kill loop).
+    pub fn kill_all(&self) -> Result<(), SandboxError> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        match &self.kind {
+            Kind::V2 { dir } if dir.join("cgroup.kill").exists() => {
+                write(dir, "cgroup.kill", 1)?;
+            }
+            Kind::V1 {
+                freezer: Some(fz), ..
+            } => {
+                let _ = fs::write(fz.join("freezer.state"), "FROZEN");
+                while Instant::now() < deadline {
+                    match fs::read_to_string(fz.join("freezer.state")) {
+                        Ok(s) if s.trim() == "FREEZING" => {
+                            std::thread::sleep(Duration::from_micros(200))
+                        }
+                        _ => break,
+                    }
+                }
+                for pid in self.procs() {
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+                let _ = fs::write(fz.join("freezer.state"), "THAWED");
+            }
+            _ => {}
+        }
+        // Whatever the mechanism, repeat plain kills until the group is empty.
+        loop {
+            let left = self.procs();
+            if left.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(SandboxError::Setup(format!(
+                    "{} process(es) survived the kill",
+                    left.len()
+                )));
+            }
+            for pid in left {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// OOM kills in this group so far.
+    pub fn oom_kills(&self) -> u64 {
+        let (dir, file) = match &self.kind {
+            Kind::V2 { dir } => (dir.as_path(), "memory.events"),
+            Kind::V1 { memory, .. } => (memory.as_path(), "memory.oom_control"),
+            Kind::V1Partial => return 0,
+        };
+        fs::read_to_string(dir.join(file))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// CPU time used by the group.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        match &self.kind {
+            Kind::V2 { dir } => fs::read_to_string(dir.join("cpu.stat")).ok().and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("usage_usec ")?.trim().parse().ok())
+                    .map(Duration::from_micros)
+            }),
+            Kind::V1 {
+                cpuacct: Some(d), ..
+            } => fs::read_to_string(d.join("cpuacct.usage"))
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .map(Duration::from_nanos),
+            _ => None,
+        }
+    }
+
+    /// Peak memory of the group, bytes.
+    pub fn memory_peak(&self) -> Option<u64> {
+        let (dir, file) = match &self.kind {
+            Kind::V2 { dir } => (dir.as_path(), "memory.peak"),
+            Kind::V1 { memory, .. } => (memory.as_path(), "memory.max_usage_in_bytes"),
+            Kind::V1Partial => return None,
+        };
+        fs::read_to_string(dir.join(file))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+    }
+
+    /// Whether the pids controller refused a fork (the process limit was hit).
+    pub fn pids_limit_hit(&self) -> bool {
+        self.pids_dir()
+            .and_then(|d| fs::read_to_string(d.join("pids.events")).ok())
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("max ")?.trim().parse::<u64>().ok())
+            })
+            .is_some_and(|n| n > 0)
+    }
+}
+
+impl Drop for RunCgroup {
+    fn drop(&mut self) {
+        let _ = self.kill_all();
+        for d in self.dirs.iter().rev() {
+            // rmdir can race the kernel's last exit accounting: retry briefly.
+            for _ in 0..100 {
+                match fs::remove_dir(d) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! The Linux-namespace backend: every run gets its own cgroup ([`cgroup`]), a helper process
+//! that builds the box ([`helper`], [`mounts`]) and a seccomp policy ([`seccomp`]); this
+//! module supervises it from the verifier: output caps, the wall clock, the kill, the
+//! accounting.
+//!
+//! Security caveats: the verifier must run as root (or with `CAP_SYS_ADMIN`, `CAP_SETUID`,
+//! `CAP_SETGID` and write access to a cgroup subtree); programs run as an unprivileged host
+//! uid (default 65534) inside user, pid, mount, net, ipc, uts and cgroup namespaces. The
+//! kernel remains the attack surface; the seccomp filter narrows it.
+
+mod cgroup;
+pub mod helper;
+mod mounts;
+mod seccomp;
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use protocol::Backend;
+
+pub use cgroup::CgroupRoot;
+use helper::{BindCfg, HELPER_ARG, HelperConfig, HelperStatus};
+
+use super::{Exit, RunOutcome, RunSpec, Sandbox, SandboxError};
+
+/// Configuration of the namespace backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NsConfig {
+    /// The verifier executable, re-executed as the helper (`verifier __sandbox-helper`).
+    /// Default: this process's executable.
+    pub helper: PathBuf,
+    /// Root-only working directory for run files (stdin, status, sources, binaries).
+    /// Default `$TMPDIR/rlvr-verifier`.
+    pub work_dir: PathBuf,
+    /// Host uid programs run as. Default 65534 (`nobody`). Never 0.
+    pub uid: u32,
+    /// Host gid programs run as. Default 65534 (`nogroup`).
+    pub gid: u32,
+}
+
+impl Default for NsConfig {
+    fn default() -> Self {
+        NsConfig {
+            helper: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
+            work_dir: std::env::temp_dir().join("rlvr-verifier"),
+            uid: 65534,
+            gid: 65534,
+        }
+    }
+}
+
+/// The namespace backend.
+#[derive(Debug)]
+pub struct NsSandbox {
+    cfg: NsConfig,
+    cgroups: CgroupRoot,
+    mountpoint: PathBuf,
+    runs: AtomicU64,
+}
+
+/// Process-wide counter that keeps run names unique even across several sandboxes.
+static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl NsSandbox {
+    /// Checks the host (root, cgroups, the helper binary) and prepares the working directory.
+    pub fn new(cfg: NsConfig) -> Result<NsSandbox, SandboxError> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(SandboxError::Unavailable(
+                "the namespace backend needs root (cgroups, mounts, uid switch)".into(),
+            ));
+        }
+        if cfg.uid == 0 || cfg.gid == 0 {
+            return Err(SandboxError::Unavailable(
+                "programs must not run as uid/gid 0".into(),
+            ));
+        }
+        if !cfg.helper.is_file() {
+            return Err(SandboxError::Unavailable(format!(
+                "helper executable {} not found",
+                cfg.helper.display()
+            )));
+        }
+        let cgroups = CgroupRoot::detect()?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&cfg.work_dir)?;
+        fs::set_permissions(&cfg.work_dir, fs::Permissions::from_mode(0o700))?;
+        let mountpoint = cfg.work_dir.join("mnt");
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&mountpoint)?;
+        Ok(NsSandbox {
+            cfg,
+            cgroups,
+            mountpoint,
+            runs: AtomicU64::new(0),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NsConfig {
+        &self.cfg
+    }
+
+    /// The cgroup layout in use.
+    pub fn cgroups(&self) -> &CgroupRoot {
+        &self.cgroups
+    }
+
+    /// Runs started so far.
+    pub fn runs(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
+    }
+}
+
+/// What the supervisor's threads report.
+enum Event {
+    Exited,
+    OutputCap,
+}
+
+/// Reads a stream up to `cap` bytes; past it, reports the cap once and keeps draining (the
+/// tree is being killed) so the writers never block on a full pipe.
+fn drain(mut r: impl Read, cap: usize, tx: mpsc::Sender<Event>) -> (Vec<u8>, bool) {
+    let mut kept = Vec::new();
+    let mut over = false;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if over {
+                    continue;
+                }
+                let room = cap - kept.len();
+                if n > room {
+                    kept.extend_from_slice(&buf[..room]);
+                    over = true;
+                    let _ = tx.send(Event::OutputCap);
+                } else {
+                    kept.extend_from_slice(&buf[..n]);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    (kept, over)
+}
+
+impl Sandbox for NsSandbox {
+    fn kind(&self) -> Backend {
+        Backend::Ns
+    }
+
+    fn run(&self, spec: &RunSpec) -> Result<RunOutcome, SandboxError> {
+        let n = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{}-{n}", std::process::id());
+        let run_dir = self.cfg.work_dir.join(format!("run-{name}"));
+        fs::DirBuilder::new().mode(0o700).create(&run_dir)?;
+        let _cleanup = RemoveDir(run_dir.clone());
+        let stdin_file = run_dir.join("stdin");
+        fs::write(&stdin_file, &spec.stdin)?;
+        let status_file = run_dir.join("status");
+        let limits = spec.limits;
+        let group = self.cgroups.create(&name, &limits)?;
+        let cfg = HelperConfig {
+            cgroup_procs: group.procs_files(),
+            mountpoint: self.mountpoint.clone(),
+            status_file: status_file.clone(),
+            stdin_file,
+            binds: spec
+                .binds
+                .iter()
+                .map(|b| BindCfg {
+                    host: b.host.clone(),
+                    inside: b.inside.clone(),
+                    writable: b.writable,
+                })
+                .collect(),
+            argv: spec.argv.clone(),
+            env: spec.env.clone(),
+            uid: self.cfg.uid,
+            gid: self.cfg.gid,
+            scratch_bytes: limits.scratch_bytes,
+            scratch_inodes: limits.scratch_inodes,
+            file_bytes: limits.file_bytes,
+            open_files: limits.open_files,
+            stack_bytes: limits.stack_bytes,
+            cpu_secs: limits.cpu.as_secs_f64().ceil().max(1.0) as u64,
+        };
+        let json = serde_json::to_string(&cfg)
+            .map_err(|e| SandboxError::Setup(format!("helper configuration: {e}")))?;
+        let start = Instant::now();
+        let mut child = Command::new(&self.cfg.helper)
+            .arg(HELPER_ARG)
+            .arg(json)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| SandboxError::Setup(format!("spawning the helper: {e}")))?;
+        let (tx, rx) = mpsc::channel();
+        let (out, err) = (child.stdout.take(), child.stderr.take());
+        let (Some(out), Some(err)) = (out, err) else {
+            return Err(SandboxError::Setup("helper pipes missing".into()));
+        };
+        let (out_tx, err_tx) = (tx.clone(), tx.clone());
+        let (cap_out, cap_err) = (limits.stdout_bytes, limits.stderr_bytes);
+        let out_thread = std::thread::spawn(move || drain(out, cap_out, out_tx));
+        let err_thread = std::thread::spawn(move || drain(err, cap_err, err_tx));
+        let waiter = std::thread::spawn(move || {
+            let status = child.wait();
+            let _ = tx.send(Event::Exited);
+            status
+        });
+        let deadline = start + limits.wall;
+        let mut timed_out = false;
+        let mut output_cap = false;
+        loop {
+            let now = Instant::now();
+            let wait = deadline.saturating_duration_since(now);
+            match rx.recv_timeout(wait) {
+                Ok(Event::Exited) => break,
+                Ok(Event::OutputCap) => {
+                    output_cap = true;
+                    group.kill_all()?;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if !timed_out && !output_cap {
+                        timed_out = true;
+                    }
+                    group.kill_all()?;
+                    // The helper is in the group: its exit follows at once.
+                    match rx.recv_timeout(Duration::from_secs(5)) {
+                        Ok(Event::Exited) => break,
+                        Ok(Event::OutputCap) => {}
+                        Err(_) => {
+                            return Err(SandboxError::Setup(
+                                "the helper did not exit after the kill".into(),
+                            ));
+                        }
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let wall = start.elapsed();
+        // Anything still alive (a daemon that escaped the pid namespace cannot exist, but
+        // the helper may be mid-exit) dies now, which also closes the output pipes.
+        group.kill_all()?;
+        let helper_status = waiter
+            .join()
+            .map_err(|_| SandboxError::Setup("helper waiter panicked".into()))??;
+        let (stdout, stdout_truncated) = out_thread
+            .join()
+            .map_err(|_| SandboxError::Setup("stdout reader panicked".into()))?;
+        let (stderr, stderr_truncated) = err_thread
+            .join()
+            .map_err(|_| SandboxError::Setup("stderr reader panicked".into()))?;
+        let oom_killed = group.oom_kills() > 0;
+        let cpu = group.cpu_time();
+        let memory_peak = group.memory_peak();
+        drop(group);
+        let status: Option<HelperStatus> = fs::read(&status_file)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let exit = match status {
+            Some(HelperStatus::Exited(c)) => Exit::Code(c),
+            Some(HelperStatus::Signaled(s)) => Exit::Signal(s),
+            Some(HelperStatus::SetupFailed(m)) => return Err(SandboxError::Setup(m)),
+            Some(HelperStatus::ExecFailed(m)) => return Err(SandboxError::Exec(m)),
+            None if timed_out || output_cap => Exit::Killed,
+            None => {
+                return Err(SandboxError::Setup(format!(
+                    "the helper ended ({helper_status}) without a status; stderr: {}",
+                    String::from_utf8_lossy(&stderr[..stderr.len().min(512)])
+                )));
+            }
+        };
+        Ok(RunOutcome {
+            exit,
+            timed_out,
+            oom_killed,
+            stdout,
+            stdout_truncated,
+            stderr,
+            stderr_truncated,
+            wall,
+            cpu,
+            memory_peak,
+        })
+    }
+}
+
+/// Removes a root-owned run directory when dropped. `remove_dir_all` does not follow
+/// symlinks, and these directories are never writable by the sandbox user anyway.
+struct RemoveDir(PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
