@@ -1,6 +1,6 @@
 //! The box's filesystem, built by the box's init inside its own mount namespace: a small
 //! read-only tmpfs root with read-only binds of `/usr` (and the host's `/bin`, `/lib*`
-//! symlinks or directories), the caller's binds, a fresh `/proc`, a minimal `/dev`, a private
+//! symlinks or directories), the caller's binds, a fresh `/proc` (other users' processes invisible), a minimal `/dev`, a private
 //! size- and inode-limited `/tmp` and `/dev/shm`, a small `/etc` (three files and the
 //! read-only `/etc/alternatives` symlink farm); then `pivot_root` into
 //! it and detach the host's tree. Nothing here touches the host's mount table.
@@ -107,7 +107,9 @@ pub(super) fn build_root(cfg: &HelperConfig) -> Result<(), String> {
         &root.join("proc"),
         Some("proc"),
         proc_flags,
-        None::<&str>,
+        // The box's init runs as root: hide it (and its command line, which carries the
+        // helper's configuration) from the program.
+        Some("hidepid=invisible"),
     )
     .map_err(|e| err("mount proc", &root.join("proc"), e))?;
     build_dev(root, cfg)?;

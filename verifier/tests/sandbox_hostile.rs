@@ -1,0 +1,574 @@
+//! Hostile programs against the namespace backend, run concurrently with ordinary judging:
+//! each gets its expected verdict, nothing survives its run, the host is unchanged (canary
+//! file and environment unread, no process, cgroup, mount or work file left behind), and the
+//! ordinary submissions running beside them are still accepted.
+//!
+//! Probes are self-checking where containment is the point: a contained program prints
+//! `blocked`, `clean`, `isolated`, … and that is its expected output.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use protocol::{CodeItem, CodeVerdict};
+use serde_json::json;
+use verifier::judge::Judge;
+use verifier::sandbox::{NsConfig, NsSandbox};
+
+fn judge() -> Option<Judge> {
+    let ns = NsSandbox::new(NsConfig {
+        helper: PathBuf::from(env!("CARGO_BIN_EXE_verifier")),
+        ..NsConfig::default()
+    });
+    match ns {
+        Ok(ns) => Some(Judge::new(Ok(ns))),
+        Err(e) => {
+            eprintln!("SKIP: namespace backend unavailable here: {e}");
+            None
+        }
+    }
+}
+
+struct Case {
+    name: &'static str,
+    item: CodeItem,
+    expect: &'static [CodeVerdict],
+}
+
+#[allow(clippy::too_many_arguments, reason = "one row of the suite's table")]
+fn io(
+    name: &'static str,
+    lang: &str,
+    code: &str,
+    stdin: &str,
+    expected: &str,
+    secs: f64,
+    mb: u64,
+    expect: &'static [CodeVerdict],
+) -> Case {
+    let item = serde_json::from_value(json!({
+        "id": name, "language": lang, "source_code": code,
+        "tests": [{"stdin": stdin, "expected_stdout": expected}],
+        "time_limit_s": secs, "memory_limit_mb": mb,
+    }))
+    .expect("item");
+    Case { name, item, expect }
+}
+
+fn asserts(
+    name: &'static str,
+    code: &str,
+    assert_code: &str,
+    expect: &'static [CodeVerdict],
+) -> Case {
+    let item = serde_json::from_value(json!({
+        "id": name, "language": "python", "source_code": code,
+        "tests": [{"assert_code": assert_code}], "time_limit_s": 5, "memory_limit_mb": 256,
+    }))
+    .expect("item");
+    Case { name, item, expect }
+}
+
+use CodeVerdict::{
+    Accepted as AC, MemoryLimit as MLE, OutputLimit as OLE, RuntimeError as RE, TimeLimit as TLE,
+    WrongAnswer as WA,
+};
+
+/// Processes owned by `uid` on the host.
+fn procs_of(uid: u32) -> Vec<String> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(status) = std::fs::read_to_string(e.path().join("status")) else {
+            continue;
+        };
+        let owned = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().next()?.parse::<u32>().ok())
+            == Some(uid);
+        if owned {
+            let cmd = std::fs::read_to_string(e.path().join("cmdline")).unwrap_or_default();
+            v.push(format!("{name}: {}", cmd.replace('\0', " ")));
+        }
+    }
+    v
+}
+
+fn cgroups_left() -> Vec<String> {
+    let prefix = format!("{}-", std::process::id());
+    let mut left = Vec::new();
+    for ctl in ["memory", "pids", "cpu", "cpuacct", "freezer", "unified", ""] {
+        let dir = PathBuf::from("/sys/fs/cgroup")
+            .join(ctl)
+            .join("rlvr-verifier");
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    left.push(e.path().display().to_string());
+                }
+            }
+        }
+    }
+    left
+}
+
+#[test]
+fn hostile_programs_are_contained_while_ordinary_judging_goes_on() {
+    let Some(judge) = judge() else { return };
+    let work = judge.ns().unwrap().config().work_dir.clone();
+    let uid = judge.ns().unwrap().config().uid;
+    let before_procs = procs_of(uid).len();
+
+    // Host canaries: a secret file the box must not see, an environment variable it must not
+    // inherit, and a loopback listener it must not reach.
+    let canary_dir = std::env::temp_dir().join(format!("rlvr_canary_{}", std::process::id()));
+    std::fs::create_dir_all(&canary_dir).unwrap();
+    let canary = canary_dir.join("secret.txt");
+    std::fs::write(&canary, "TOPSECRET-canary-value").unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let canary_path = canary.display().to_string();
+
+    let py = "python";
+    let mut cases = vec![
+        io(
+            "fork-bomb-py",
+            py,
+            "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
+            "",
+            "",
+            2.0,
+            256,
+            &[TLE],
+        ),
+        io(
+            "fork-bomb-c",
+            "c",
+            "#include <unistd.h>\nint main(){for(;;) fork();}\n",
+            "",
+            "",
+            2.0,
+            256,
+            &[TLE],
+        ),
+        io(
+            "thread-bomb",
+            py,
+            "import threading,time\nn=0\ntry:\n    while True:\n        threading.Thread(target=time.sleep,args=(5,),daemon=True).start(); n+=1\nexcept RuntimeError:\n    print('capped')\n",
+            "",
+            "capped\n",
+            10.0,
+            512,
+            &[AC],
+        ),
+        io(
+            "memory-bomb",
+            py,
+            "a=[]\nwhile True:\n    a.append(bytearray(10**6))\n",
+            "",
+            "",
+            5.0,
+            128,
+            &[MLE],
+        ),
+        io(
+            "memory-over-children",
+            py,
+            "import os\nkids=[]\nfor _ in range(4):\n    pid=os.fork()\n    if pid==0:\n        b=bytearray(60*2**20)\n        for i in range(0,len(b),4096): b[i]=1\n        os._exit(0)\n    kids.append(pid)\nfor k in kids: os.waitpid(k,0)\nprint('done')\n",
+            "",
+            "done\n",
+            5.0,
+            128,
+            &[MLE],
+        ),
+        io(
+            "cpu-spin",
+            py,
+            "while True:\n    pass\n",
+            "",
+            "",
+            1.0,
+            256,
+            &[TLE],
+        ),
+        io(
+            "sleep",
+            py,
+            "import time\ntime.sleep(60)\n",
+            "",
+            "",
+            1.0,
+            256,
+            &[TLE],
+        ),
+        io(
+            "ignore-signals-spin",
+            "c",
+            "#include <signal.h>\nint main(){signal(SIGTERM,SIG_IGN);signal(SIGXCPU,SIG_IGN);signal(SIGALRM,SIG_IGN);for(;;);}\n",
+            "",
+            "",
+            1.0,
+            256,
+            &[TLE],
+        ),
+        io(
+            "self-stop",
+            py,
+            "import os,signal\nos.kill(0, signal.SIGSTOP)\nprint('resumed')\n",
+            "",
+            "resumed\n",
+            1.0,
+            256,
+            &[TLE, RE],
+        ),
+        io(
+            "stdout-flood",
+            py,
+            "import sys\nwhile True:\n    sys.stdout.write('x'*65536)\n",
+            "",
+            "",
+            10.0,
+            256,
+            &[OLE],
+        ),
+        io(
+            "stderr-flood",
+            py,
+            "import sys\nwhile True:\n    sys.stderr.write('y'*65536)\n",
+            "",
+            "",
+            10.0,
+            256,
+            &[OLE],
+        ),
+        io(
+            "daemon-outlives",
+            py,
+            "import os,time\nif os.fork()==0:\n    os.setsid()\n    if os.fork()==0:\n        time.sleep(30)\n    os._exit(0)\nprint('parent done')\n",
+            "",
+            "parent done\n",
+            5.0,
+            256,
+            &[AC],
+        ),
+        io(
+            "orphan-holds-stdout",
+            py,
+            "import os,time\nif os.fork()==0:\n    while True: pass\nprint('bye')\n",
+            "",
+            "bye\n",
+            5.0,
+            256,
+            &[AC],
+        ),
+        io(
+            "read-host-files",
+            py,
+            &format!(
+                "import os\nhits=[]\nfor p in ['/etc/shadow','{canary_path}','/root/.bashrc','/proc/1/root/etc/hostname','/work']:\n    try:\n        open(p).read(); hits.append(p)\n    except Exception:\n        pass\nprint('blocked' if not hits else hits)\n"
+            ),
+            "",
+            "blocked\n",
+            5.0,
+            256,
+            &[AC],
+        ),
+        io(
+            "environment",
+            py,
+            "import os\nleak=[k for k in os.environ if 'CANARY' in k or 'CARGO' in k or 'RUST' in k]\ntry:\n    e=open('/proc/1/environ','rb').read()\nexcept Exception:\n    e=b''\nprint('clean' if not leak and b'CANARY' not in e else leak)\n",
+            "",
+            "clean\n",
+            5.0,
+            256,
+            &[AC],
+        ),
+        io(
+            "network",
+            py,
+            &format!(
+                "import socket\nok=True\ntry:\n    s=socket.create_connection(('127.0.0.1',{port}),timeout=1); ok=False\nexcept OSError:\n    pass\ntry:\n    u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.connect(('192.0.2.1',9)); ok=False\nexcept OSError:\n    pass\ntry:\n    socket.socket(40, socket.SOCK_STREAM); ok=False\nexcept OSError:\n    pass\ntry:\n    socket.socket(socket.AF_NETLINK, socket.SOCK_RAW); ok=False\nexcept OSError:\n    pass\nprint('isolated' if ok else 'reachable')\n"
+            ),
+            "",
+            "isolated\n",
+            5.0,
+            256,
+            &[AC],
+        ),
+        io(
+            "write-outside-scratch",
+            py,
+            "bad=[]\nfor p in ['/usr/x','/etc/x','/x','/src/x','/bin/x','/proc/sysrq-trigger','/dev/x']:\n    try:\n        open(p,'w').write('1'); bad.append(p)\n    except Exception:\n        pass\nopen('/tmp/ok','w').write('fine')\nprint('contained' if not bad else bad)\n",
+            "",
+            "contained\n",
+            5.0,
+            256,
+            &[AC],
+        ),
+        io(
+            "ptrace-and-namespaces",
+            py,
+            "import ctypes\nlibc=ctypes.CDLL(None, use_errno=True)\nr1=libc.ptrace(16,1,0,0)\nr2=libc.unshare(0x10000000)\nr3=libc.unshare(0x00020000)\nr4=libc.mount(b'none',b'/tmp',b'tmpfs',0,None)\nprint('blocked' if min(r1,r2,r3,r4)==-1 and max(r1,r2,r3,r4)==-1 else (r1,r2,r3,r4))\n",
+            "",
+            "blocked\n",
+            5.0,
+            256,
+            &[AC],
+        ),
+        io(
+            "signals-to-others",
+            py,
+            "import os,signal\nfor pid in (1, os.getppid()):\n    try:\n        os.kill(pid, signal.SIGKILL)\n    except OSError:\n        pass\ntry:\n    os.kill(-1, signal.SIGTERM)\nexcept OSError:\n    pass\nprint('alive')\n",
+            "",
+            "alive\n",
+            5.0,
+            256,
+            &[AC, RE],
+        ),
+        io(
+            "proc-snooping",
+            py,
+            "import os\npids=[p for p in os.listdir('/proc') if p.isdigit()]\ncmds=[open('/proc/%s/cmdline'%p,'rb').read() for p in pids]\nprint('isolated' if len(pids)<=3 and not any(b'verifier' in c or b'cargo' in c for c in cmds) else (pids, cmds))\n",
+            "",
+            "isolated\n",
+            5.0,
+            256,
+            &[AC],
+        ),
+        io(
+            "hardening-baseline",
+            py,
+            "s=open('/proc/self/status').read()\nf=dict(l.split(':\\t',1) for l in s.splitlines() if ':\\t' in l)\nok=f['NoNewPrivs'].strip()=='1' and f['Seccomp'].strip()=='2' and int(f['CapEff'],16)==0 and int(f['CapBnd'],16)!=-1\nimport os\nprint('hardened' if ok and os.getuid()!=0 else f)\n",
+            "",
+            "hardened\n",
+            5.0,
+            256,
+            &[AC],
+        ),
+        io(
+            "symlink-tricks",
+            py,
+            "import os\nos.symlink('/etc/shadow','/tmp/answer.txt')\nos.symlink('/','/tmp/rootlink')\ntry:\n    open('/tmp/answer.txt').read(); print('read')\nexcept Exception:\n    print('blocked')\n",
+            "",
+            "blocked\n",
+            5.0,
+            256,
+            &[AC],
+        ),
+        io(
+            "scratch-fill",
+            py,
+            "try:\n    with open('/tmp/big','wb') as f:\n        for _ in range(1000): f.write(b'x'*2**20)\n    print('wrote all')\nexcept OSError:\n    print('full')\n",
+            "",
+            "full\n",
+            10.0,
+            512,
+            &[AC],
+        ),
+        io(
+            "huge-stdin-unread",
+            py,
+            "print('ok')\n",
+            &"z".repeat(20 << 20),
+            "ok\n",
+            5.0,
+            256,
+            &[AC],
+        ),
+        io(
+            "correct-then-sigkill",
+            py,
+            "import os,signal,sys\nprint(7); sys.stdout.flush()\nos.kill(os.getpid(), signal.SIGKILL)\n",
+            "3 4\n",
+            "7\n",
+            5.0,
+            256,
+            &[RE],
+        ),
+        io(
+            "stack-overflow-c",
+            "c",
+            "int f(int n){volatile char b[4096]; b[0]=n; return f(n+1)+b[0];}\nint main(){return f(0);}\n",
+            "",
+            "",
+            5.0,
+            256,
+            &[RE],
+        ),
+        io(
+            "compile-reads-host",
+            "c",
+            &format!("#include \"{canary_path}\"\nint main(){{}}\n"),
+            "",
+            "",
+            5.0,
+            256,
+            &[CodeVerdict::CompileError],
+        ),
+        asserts(
+            "sys-exit-before-asserts",
+            "import sys\ndef add(a,b): return a-b\nsys.exit(0)\n",
+            "assert add(1,2)==3\n",
+            &[WA],
+        ),
+        asserts(
+            "os-exit-before-asserts",
+            "import os\ndef add(a,b): return a-b\nos._exit(0)\n",
+            "assert add(1,2)==3\n",
+            &[WA],
+        ),
+        asserts(
+            "atexit-forces-zero",
+            "import atexit,os\ndef add(a,b): return a-b\natexit.register(lambda: os._exit(0))\n",
+            "assert add(1,2)==3\n",
+            &[WA],
+        ),
+        asserts(
+            "eq-always-true-assert",
+            "class A:\n    def __eq__(self, o): return True\ndef add(a,b): return A()\n",
+            "assert add(1,2)==3\n",
+            &[AC],
+        ),
+    ];
+    // Function-call tests defeat the always-true __eq__ (the result must serialise).
+    let eq_call: CodeItem = serde_json::from_value(json!({
+        "id": "eq-always-true-call", "language": "python",
+        "source_code": "class A:\n    def __eq__(self, o): return True\ndef add(a,b): return A()\n",
+        "tests": [{"fn_name": "add", "args_json": "[1, 2]", "expected_json": "3"}],
+        "time_limit_s": 5, "memory_limit_mb": 256,
+    }))
+    .unwrap();
+    cases.push(Case {
+        name: "eq-always-true-call",
+        item: eq_call,
+        expect: &[RE, WA],
+    });
+    let call_ok: CodeItem = serde_json::from_value(json!({
+        "id": "call-ok", "language": "python",
+        "source_code": "class Solution:\n    def twoSum(self, nums, target):\n        seen={}\n        for i,x in enumerate(nums):\n            if target-x in seen: return [seen[target-x], i]\n            seen[x]=i\n",
+        "tests": [{"fn_name": "twoSum", "args_json": "[[2,7,11,15], 9]", "expected_json": "[0, 1]"},
+                  {"fn_name": "twoSum", "args_json": "{\"nums\": [3,3], \"target\": 6}", "expected_json": "[0, 1]"}],
+        "time_limit_s": 5, "memory_limit_mb": 256,
+    }))
+    .unwrap();
+    cases.push(Case {
+        name: "call-ok",
+        item: call_ok,
+        expect: &[AC],
+    });
+    // Ordinary submissions interleaved with the hostile ones.
+    for _ in 0..6 {
+        cases.push(io(
+            "ordinary-py",
+            py,
+            "a,b=map(int,input().split())\nprint(a+b)\n",
+            "3 4\n",
+            "7\n",
+            5.0,
+            256,
+            &[AC],
+        ));
+        cases.push(io(
+            "ordinary-cpp",
+            "cpp",
+            "#include <iostream>\nint main(){long a,b;std::cin>>a>>b;std::cout<<a+b<<\"\\n\";}\n",
+            "3 4\n",
+            "7\n",
+            5.0,
+            256,
+            &[AC],
+        ));
+    }
+
+    let next = AtomicUsize::new(0);
+    let failures = Mutex::new(Vec::new());
+    let outputs = Mutex::new(String::new());
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(case) = cases.get(i) else { break };
+                    let r = judge.judge(&case.item);
+                    let text = serde_json::to_string(&r).unwrap();
+                    outputs.lock().unwrap().push_str(&text);
+                    if !case.expect.contains(&r.verdict) {
+                        let t = r.tests.first();
+                        failures.lock().unwrap().push(format!(
+                            "{}: expected {:?}, got {:?} ({:?}); stdout {:?} stderr {:?}",
+                            case.name,
+                            case.expect,
+                            r.verdict,
+                            r.message,
+                            t.map(|t| t.run.stdout_head.chars().take(300).collect::<String>()),
+                            t.map(|t| t.run.stderr_head.chars().take(300).collect::<String>()),
+                        ));
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(
+        failures.is_empty(),
+        "hostile cases with the wrong verdict:\n{}",
+        failures.join("\n")
+    );
+
+    // Host invariants.
+    let outputs = outputs.into_inner().unwrap();
+    assert!(
+        !outputs.contains("TOPSECRET"),
+        "the canary leaked into a result"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&canary).unwrap(),
+        "TOPSECRET-canary-value"
+    );
+    let mut buf = [0u8; 1];
+    assert!(
+        listener
+            .accept()
+            .map(|(mut c, _)| c.read(&mut buf))
+            .is_err(),
+        "a box reached the host listener"
+    );
+    let left = procs_of(uid);
+    assert!(
+        left.len() <= before_procs,
+        "processes survived their runs: {left:?}"
+    );
+    assert!(
+        cgroups_left().is_empty(),
+        "cgroups left: {:?}",
+        cgroups_left()
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&work.display().to_string()),
+        "a box mount leaked into the host namespace"
+    );
+    let own = format!("-{}-", std::process::id());
+    let leftovers: Vec<_> = std::fs::read_dir(&work)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(&own))
+        .collect();
+    assert!(leftovers.is_empty(), "work files left: {leftovers:?}");
+    assert!(
+        !std::path::Path::new("/tmp/ok").exists()
+            || std::fs::read_to_string("/tmp/ok")
+                .map(|t| t != "fine")
+                .unwrap_or(true),
+        "a box wrote the host /tmp"
+    );
+    std::fs::remove_dir_all(&canary_dir).unwrap();
+}
