@@ -19,8 +19,8 @@ pub mod client;
 
 pub use code::{
     AssertTest, Backend, BackendChoice, CallTest, CodeItem, CodeOptions, CodeResult, CodeTest,
-    CodeVerdict, IoTest, JudgeCodeRequest, JudgeCodeResponse, Language, RewardMode, RunReport,
-    TestResult,
+    CodeVerdict, IoTest, JudgeCodeRequest, JudgeCodeResponse, Language, MAX_TIME_LIMIT_S,
+    MEMORY_LIMIT_MB_RANGE, RewardMode, RunReport, TestResult,
 };
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use math::{

@@ -70,6 +70,27 @@ struct ServeArgs {
     /// Per-request deadline in seconds; past it the client gets 504.
     #[arg(long, env = "VERIFIER_REQUEST_TIMEOUT_SECS", default_value_t = Limits::default().request_timeout.as_secs())]
     request_timeout_secs: u64,
+    /// Most items per code batch (422 above it).
+    #[arg(long, env = "VERIFIER_MAX_CODE_ITEMS", default_value_t = Limits::default().max_code_items)]
+    max_code_items: usize,
+    /// Largest program in bytes (422 above it).
+    #[arg(long, env = "VERIFIER_MAX_CODE_BYTES", default_value_t = Limits::default().max_code_bytes)]
+    max_code_bytes: usize,
+    /// Most tests per code item (422 above it).
+    #[arg(long, env = "VERIFIER_MAX_TESTS_PER_ITEM", default_value_t = Limits::default().max_tests_per_item)]
+    max_tests_per_item: usize,
+    /// Total test input (stdin) of one request in bytes (422 above it).
+    #[arg(long, env = "VERIFIER_MAX_STDIN_BYTES", default_value_t = Limits::default().max_stdin_bytes)]
+    max_stdin_bytes: usize,
+    /// Disable code judging (`/v1/code/judge` and `/run_code` answer 503); math only.
+    #[arg(long, env = "VERIFIER_NO_CODE")]
+    no_code: bool,
+    /// Root-only directory for sandbox run files. Default `$TMPDIR/rlvr-verifier`.
+    #[arg(long, env = "VERIFIER_SANDBOX_DIR")]
+    sandbox_dir: Option<PathBuf>,
+    /// Host uid (and gid) that sandboxed programs run as; never 0.
+    #[arg(long, env = "VERIFIER_SANDBOX_UID", default_value_t = 65534)]
+    sandbox_uid: u32,
     /// File of bearer tokens (one per line, `#` comments) required on `/v1/*`; without it the
     /// API is open. Tokens travel in clear over plain HTTP: put TLS in front off-host.
     #[arg(long, env = "VERIFIER_AUTH_TOKEN_FILE")]
@@ -103,6 +124,10 @@ fn serve(args: ServeArgs) -> Result<()> {
             max_concurrency: args.max_concurrency,
             max_queue: args.max_queue,
             request_timeout: std::time::Duration::from_secs(args.request_timeout_secs.max(1)),
+            max_code_items: args.max_code_items,
+            max_code_bytes: args.max_code_bytes,
+            max_tests_per_item: args.max_tests_per_item,
+            max_stdin_bytes: args.max_stdin_bytes,
         };
         let tokens = match &args.auth_token_file {
             Some(path) => {
@@ -114,7 +139,26 @@ fn serve(args: ServeArgs) -> Result<()> {
             }
             None => None,
         };
-        let state = AppState::new(limits, tokens);
+        let mut state = AppState::new(limits, tokens);
+        if !args.no_code {
+            let mut cfg = NsConfig {
+                uid: args.sandbox_uid,
+                gid: args.sandbox_uid,
+                ..NsConfig::default()
+            };
+            if let Some(dir) = &args.sandbox_dir {
+                cfg.work_dir.clone_from(dir);
+            }
+            let judge = Judge::new(NsSandbox::new(cfg));
+            match judge.unavailable_reason() {
+                None => tracing::info!("code judging ready (namespace sandbox)"),
+                Some(why) => tracing::warn!(
+                    reason = why,
+                    "code judging unavailable: items will be sandbox_error"
+                ),
+            }
+            state = state.with_judge(judge);
+        }
         let lifecycle = state.lifecycle.clone();
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

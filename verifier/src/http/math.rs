@@ -3,9 +3,9 @@
 use axum::extract::State;
 use protocol::{GradeMathRequest, GradeMathResponse, MathItem, MathResult};
 
-use super::AppState;
 use super::error::AppError;
 use super::json::AppJson;
+use super::{AppState, join_all_ordered};
 use crate::math;
 
 /// Items graded per CPU permit: large batches are split into chunks of this size that run in
@@ -50,28 +50,11 @@ pub(super) async fn grade_math(
         }
     });
     let mut results = Vec::with_capacity(req.items.len());
-    for part in futures_join_all(tasks).await {
+    for part in join_all_ordered(tasks).await {
         results.extend(part?);
     }
     for r in &results {
         state.metrics.observe_verdict(r.verdict);
     }
     Ok(AppJson(GradeMathResponse { results }))
-}
-
-/// Runs futures concurrently, keeping their order.
-async fn futures_join_all<F, T>(futs: impl Iterator<Item = F>) -> Vec<T>
-where
-    F: std::future::Future<Output = T> + Send + 'static,
-    T: Send + 'static,
-{
-    let handles: Vec<tokio::task::JoinHandle<T>> = futs.map(tokio::spawn).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for h in handles {
-        match h.await {
-            Ok(v) => out.push(v),
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
-    }
-    out
 }

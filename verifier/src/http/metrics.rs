@@ -1,12 +1,12 @@
 //! Prometheus metrics, kept with atomics and rendered in the text exposition format at
-//! `GET /metrics`: requests by route and status, latency histograms by route, math verdict
-//! counts, queue depth and CPU work in flight.
+//! `GET /metrics`: requests by route and status, latency histograms by route, math and code
+//! verdict counts, queue depth and CPU work in flight.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use protocol::MathVerdict;
+use protocol::{CodeVerdict, MathVerdict};
 
 /// Histogram bucket upper bounds, seconds.
 pub const LATENCY_BUCKETS: [f64; 12] = [
@@ -26,6 +26,7 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
     verdicts: [AtomicU64; 5],
+    code_verdicts: [AtomicU64; CodeVerdict::ALL.len()],
 }
 
 fn verdict_index(v: MathVerdict) -> usize {
@@ -67,6 +68,13 @@ impl Metrics {
         }
         h.count += 1;
         h.sum += seconds;
+    }
+
+    /// Counts a code verdict.
+    pub fn observe_code_verdict(&self, v: CodeVerdict) {
+        if let Some(i) = CodeVerdict::ALL.iter().position(|x| *x == v) {
+            self.code_verdicts[i].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counts a math verdict.
@@ -119,6 +127,14 @@ impl Metrics {
             let n = self.verdicts[verdict_index(v)].load(Ordering::Relaxed);
             out.push_str(&format!(
                 "verifier_math_verdicts_total{{verdict=\"{}\"}} {n}\n",
+                v.as_str()
+            ));
+        }
+        out.push_str("# HELP verifier_code_verdicts_total Code submissions judged, by verdict.\n# TYPE verifier_code_verdicts_total counter\n");
+        for (i, v) in CodeVerdict::ALL.iter().enumerate() {
+            let n = self.code_verdicts[i].load(Ordering::Relaxed);
+            out.push_str(&format!(
+                "verifier_code_verdicts_total{{verdict=\"{}\"}} {n}\n",
                 v.as_str()
             ));
         }

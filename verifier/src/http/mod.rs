@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod auth;
+mod code;
 pub mod error;
 pub mod json;
 pub mod lifecycle;
@@ -21,6 +22,8 @@ use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use protocol::route;
+
+use crate::judge::Judge;
 
 pub use admission::CpuPool;
 pub use auth::Tokens;
@@ -41,6 +44,16 @@ pub struct Limits {
     pub max_queue: usize,
     /// Per-request deadline; past it the client gets 504. Default 60 s.
     pub request_timeout: Duration,
+    /// Most items in one code batch; more get 422. Default 256.
+    pub max_code_items: usize,
+    /// Largest program (`source_code`, `response`, `/run_code` `code`), bytes; 422 above.
+    /// Default 1 MiB.
+    pub max_code_bytes: usize,
+    /// Most tests per code item; more get 422. Default 1000.
+    pub max_tests_per_item: usize,
+    /// Total standard input of one request (all tests of all items), bytes; 422 above.
+    /// Default 64 MiB.
+    pub max_stdin_bytes: usize,
 }
 
 impl Default for Limits {
@@ -51,6 +64,10 @@ impl Default for Limits {
             max_concurrency: std::thread::available_parallelism().map_or(2, usize::from),
             max_queue: 256,
             request_timeout: Duration::from_secs(60),
+            max_code_items: 256,
+            max_code_bytes: 1 << 20,
+            max_tests_per_item: 1000,
+            max_stdin_bytes: 64 << 20,
         }
     }
 }
@@ -68,6 +85,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Readiness and draining.
     pub lifecycle: Arc<Lifecycle>,
+    /// Code judging; `None`: the code routes answer 503.
+    pub judge: Option<Arc<Judge>>,
 }
 
 impl AppState {
@@ -79,7 +98,15 @@ impl AppState {
             cpu: Arc::new(CpuPool::new(limits.max_concurrency, limits.max_queue)),
             metrics: Arc::new(Metrics::default()),
             lifecycle: Arc::new(Lifecycle::default()),
+            judge: None,
         }
+    }
+
+    /// The same state with code judging by `judge`.
+    #[must_use]
+    pub fn with_judge(mut self, judge: Judge) -> Self {
+        self.judge = Some(Arc::new(judge));
+        self
     }
 }
 
@@ -95,12 +122,15 @@ pub fn app(state: AppState) -> Router {
     let body_limit = state.limits.max_body_bytes;
     let api = Router::new()
         .route(route::MATH_GRADE, post(math::grade_math))
+        .route(route::CODE_JUDGE, post(code::judge_code))
+        .route(route::RUN_CODE, post(code::run_code))
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route(route::HEALTHZ, get(healthz))
         .route(route::READYZ, get(readyz))
         .route(route::METRICS, get(metrics_text))
         .route(route::OPENAPI, get(openapi_json))
+        .route(route::PING, get(code::ping))
         .merge(api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -143,4 +173,21 @@ async fn not_found() -> AppError {
 
 async fn method_not_allowed() -> AppError {
     AppError::MethodNotAllowed
+}
+
+/// Runs futures concurrently, keeping their order.
+async fn join_all_ordered<F, T>(futs: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<tokio::task::JoinHandle<T>> = futs.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        match h.await {
+            Ok(v) => out.push(v),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    out
 }

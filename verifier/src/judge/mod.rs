@@ -29,6 +29,35 @@ use protocol::{
 use crate::sandbox::{Bind, NsSandbox, RunLimits, RunOutcome, RunSpec, Sandbox};
 use language::{Recipe, Toolchains};
 
+/// One program to run once (SandboxFusion's `/run_code`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOnce {
+    /// Language.
+    pub language: Language,
+    /// The program.
+    pub code: String,
+    /// Standard input.
+    pub stdin: Vec<u8>,
+    /// Extra files: relative path under `/src` → content.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// Compile wall-clock limit.
+    pub compile_timeout: Duration,
+    /// Run wall-clock limit.
+    pub run_timeout: Duration,
+    /// Memory of the run, bytes.
+    pub memory_bytes: u64,
+}
+
+/// What [`Judge::run_once`] did: the compile step (compiled languages) and the run (absent
+/// when compilation failed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOnceResult {
+    /// Compile outcome.
+    pub compile: Option<RunOutcome>,
+    /// Run outcome.
+    pub run: Option<RunOutcome>,
+}
+
 /// Judges submissions with the sandboxes this host offers.
 #[derive(Debug, Clone)]
 pub struct Judge {
@@ -192,36 +221,12 @@ impl Judge {
         let mut env = language::base_env();
         env.extend(recipe.env.iter().cloned());
         let mut compile_report = None;
-        if let Some(cmd) = &recipe.compile {
-            let mut cbinds = binds.clone();
-            cbinds.push(Bind {
-                host: work.out.clone(),
-                inside: "/out".into(),
-                writable: true,
-            });
-            let spec = RunSpec {
-                argv: cmd.clone(),
-                env: env.clone(),
-                binds: cbinds,
-                stdin: Vec::new(),
-                limits: RunLimits::for_compile(),
-            };
-            match ns.run(&spec) {
+        if recipe.compile.is_some() {
+            match Self::compile(ns, &recipe, &work, &binds, &env, RunLimits::for_compile()) {
                 Err(e) => return sandbox_error(format!("compile step: {e}")),
                 Ok(out) => {
                     let report = verdict::report(&out);
-                    let ok = out.exit == crate::sandbox::Exit::Code(0)
-                        && !out.timed_out
-                        && !out.oom_killed
-                        && work.out.join("prog").is_file();
-                    if !ok {
-                        let why = if out.timed_out {
-                            "compile time limit exceeded".to_owned()
-                        } else if out.oom_killed {
-                            "compiler ran out of memory".to_owned()
-                        } else {
-                            "compiler failed".to_owned()
-                        };
+                    if let Some(why) = Self::compile_failure(&out, &work) {
                         let mut r =
                             Self::failed(total, Backend::Ns, CodeVerdict::CompileError, why);
                         r.compile = Some(report);
@@ -230,11 +235,7 @@ impl Judge {
                     compile_report = Some(report);
                 }
             }
-            binds.push(Bind {
-                host: work.out.clone(),
-                inside: "/out".into(),
-                writable: false,
-            });
+            binds.push(Self::out_bind(&work, false));
         }
         let limits = RunLimits::for_run(
             Duration::from_secs_f64(item.time_limit_s),
@@ -309,6 +310,124 @@ impl Judge {
             message,
             elapsed_us: 0,
         }
+    }
+
+    fn out_bind(work: &Workdir, writable: bool) -> Bind {
+        Bind {
+            host: work.out.clone(),
+            inside: "/out".into(),
+            writable,
+        }
+    }
+
+    /// Runs the recipe's compiler with `/out` writable.
+    fn compile(
+        ns: &NsSandbox,
+        recipe: &Recipe,
+        work: &Workdir,
+        binds: &[Bind],
+        env: &[(String, String)],
+        limits: RunLimits,
+    ) -> Result<RunOutcome, crate::sandbox::SandboxError> {
+        let mut cbinds = binds.to_vec();
+        cbinds.push(Self::out_bind(work, true));
+        let spec = RunSpec {
+            argv: recipe.compile.clone().unwrap_or_default(),
+            env: env.to_vec(),
+            binds: cbinds,
+            stdin: Vec::new(),
+            limits,
+        };
+        ns.run(&spec)
+    }
+
+    /// Why a compile run failed, or `None` if it produced the program.
+    fn compile_failure(out: &RunOutcome, work: &Workdir) -> Option<String> {
+        if out.timed_out {
+            Some("compile time limit exceeded".into())
+        } else if out.oom_killed {
+            Some("the compiler ran out of memory".into())
+        } else if out.stdout_truncated || out.stderr_truncated {
+            Some("the compiler's output went past its cap".into())
+        } else if out.exit != crate::sandbox::Exit::Code(0) || !work.out.join("prog").is_file() {
+            Some("the compiler failed".into())
+        } else {
+            None
+        }
+    }
+
+    /// Compiles (where needed) and runs one program once, SandboxFusion style: no tests, no
+    /// comparison. `files` are placed under `/src` next to the program.
+    pub fn run_once(&self, req: &RunOnce) -> Result<RunOnceResult, String> {
+        let ns = self.ns.as_deref().ok_or_else(|| {
+            format!(
+                "no sandbox available: {}",
+                self.ns_error.as_deref().unwrap_or("unknown")
+            )
+        })?;
+        let recipe = language::recipe(req.language, &self.tools)?;
+        let work = self
+            .workdir(ns)
+            .map_err(|e| format!("preparing the work directory: {e}"))?;
+        let write = |rel: &str, bytes: &[u8]| -> Result<(), String> {
+            let ok = !rel.is_empty()
+                && !rel.starts_with('/')
+                && rel
+                    .split('/')
+                    .all(|c| !c.is_empty() && c != "." && c != "..");
+            if !ok {
+                return Err(format!("files: bad relative path {rel:?}"));
+            }
+            let p = work.src.join(rel);
+            if let Some(dir) = p.parent() {
+                fs::create_dir_all(dir).map_err(|e| format!("files: {e}"))?;
+            }
+            fs::write(&p, bytes).map_err(|e| format!("files: {e}"))?;
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o644))
+                .map_err(|e| format!("files: {e}"))
+        };
+        for (rel, bytes) in &req.files {
+            write(rel, bytes)?;
+        }
+        write(recipe.source_file, req.code.as_bytes())?;
+        let mut binds = recipe.binds.clone();
+        binds.push(Bind {
+            host: work.src.clone(),
+            inside: "/src".into(),
+            writable: false,
+        });
+        let mut env = language::base_env();
+        env.extend(recipe.env.iter().cloned());
+        let mut compile = None;
+        if recipe.compile.is_some() {
+            let mut limits = RunLimits::for_compile();
+            limits.wall = req.compile_timeout;
+            limits.cpu = req.compile_timeout;
+            let out = Self::compile(ns, &recipe, &work, &binds, &env, limits)
+                .map_err(|e| format!("compile step: {e}"))?;
+            let failed = Self::compile_failure(&out, &work).is_some();
+            compile = Some(out);
+            if failed {
+                return Ok(RunOnceResult { compile, run: None });
+            }
+            binds.push(Self::out_bind(&work, false));
+        }
+        let mut argv = recipe.run_prefix.clone();
+        if !language::is_compiled(req.language) {
+            argv.push(format!("/src/{}", recipe.source_file));
+        }
+        let spec = RunSpec {
+            argv,
+            env,
+            binds,
+            stdin: req.stdin.clone(),
+            limits: RunLimits::for_run(req.run_timeout, req.memory_bytes),
+        };
+        let run = ns.run(&spec).map_err(|e| e.to_string())?;
+        Ok(RunOnceResult {
+            compile,
+            run: Some(run),
+        })
     }
 
     fn check(out: &RunOutcome, check: &Check, opts: &CodeOptions) -> CodeVerdict {
