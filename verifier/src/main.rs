@@ -41,6 +41,10 @@ enum Command {
         /// Items judged at once (default: the number of CPUs; each run gets one CPU).
         #[arg(long)]
         jobs: Option<usize>,
+        /// The CPython WASI runtime for the wasm backend (default: `$RLVR_PYTHON_WASM`, else
+        /// where `sandbox-images/fetch-python-wasm.sh` installs it).
+        #[arg(long, env = "RLVR_PYTHON_WASM")]
+        python_wasm: Option<PathBuf>,
     },
     /// Internal: the sandbox helper the namespace backend re-executes (not for direct use).
     #[command(name = "__sandbox-helper", hide = true)]
@@ -88,6 +92,10 @@ struct ServeArgs {
     /// Root-only directory for sandbox run files. Default `$TMPDIR/rlvr-verifier`.
     #[arg(long, env = "VERIFIER_SANDBOX_DIR")]
     sandbox_dir: Option<PathBuf>,
+    /// The CPython WASI runtime for the wasm backend (default: where
+    /// `sandbox-images/fetch-python-wasm.sh` installs it). Its SHA-256 is checked at start.
+    #[arg(long, env = "RLVR_PYTHON_WASM")]
+    python_wasm: Option<PathBuf>,
     /// Host uid (and gid) that sandboxed programs run as; never 0.
     #[arg(long, env = "VERIFIER_SANDBOX_UID", default_value_t = 65534)]
     sandbox_uid: u32,
@@ -102,7 +110,11 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::GradeMath { input } => grade_math_lines(&input),
-        Command::JudgeCode { input, jobs } => judge_code_lines(&input, jobs),
+        Command::JudgeCode {
+            input,
+            jobs,
+            python_wasm,
+        } => judge_code_lines(&input, jobs, python_wasm),
         Command::SandboxHelper { config } => {
             std::process::exit(verifier::sandbox::linux_ns::helper::helper_main(&config))
         }
@@ -203,7 +215,25 @@ fn open_input(input: &str) -> Result<Box<dyn BufRead>> {
     })
 }
 
-fn judge_code_lines(input: &str, jobs: Option<usize>) -> Result<()> {
+/// The judge with both backends (the wasm one where this build has it).
+fn load_judge(ns: NsConfig, python_wasm: Option<PathBuf>) -> Judge {
+    let judge = Judge::new(NsSandbox::new(ns));
+    #[cfg(feature = "wasm")]
+    let judge = {
+        use verifier::sandbox::wasm::{WasmConfig, WasmSandbox};
+        let mut cfg = WasmConfig::default();
+        if let Some(p) = python_wasm {
+            cfg.cache_dir = p.parent().map_or_else(std::env::temp_dir, PathBuf::from);
+            cfg.python_wasm = p;
+        }
+        judge.with_wasm(WasmSandbox::new(&cfg))
+    };
+    #[cfg(not(feature = "wasm"))]
+    let _ = python_wasm;
+    judge
+}
+
+fn judge_code_lines(input: &str, jobs: Option<usize>, python_wasm: Option<PathBuf>) -> Result<()> {
     let mut lines = Vec::new();
     for (n, line) in open_input(input)?.lines().enumerate() {
         let line = line.with_context(|| format!("reading line {}", n + 1))?;
@@ -211,9 +241,12 @@ fn judge_code_lines(input: &str, jobs: Option<usize>) -> Result<()> {
             lines.push((n + 1, line));
         }
     }
-    let judge = Judge::new(NsSandbox::new(NsConfig::default()));
+    let judge = load_judge(NsConfig::default(), python_wasm);
     if let Some(why) = judge.unavailable_reason() {
-        eprintln!("warning: {why}; every item will be a sandbox_error");
+        eprintln!("warning: namespace sandbox unavailable: {why}");
+    }
+    if let Some(why) = judge.wasm_unavailable_reason() {
+        eprintln!("warning: wasm sandbox unavailable: {why}");
     }
     let jobs = jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))

@@ -1,7 +1,8 @@
-//! Hostile programs against the namespace backend, run concurrently with ordinary judging:
+//! Hostile programs against both backends (the namespace one here run concurrently with ordinary judging:
 //! each gets its expected verdict, nothing survives its run, the host is unchanged (canary
 //! file and environment unread, no process, cgroup, mount or work file left behind), and the
-//! ordinary submissions running beside them are still accepted.
+//! ordinary submissions running beside them are still accepted. The wasm backend gets
+//! the Python probes that make sense without threads and processes.
 //!
 //! Probes are self-checking where containment is the point: a contained program prints
 //! `blocked`, `clean`, `isolated`, … and that is its expected output.
@@ -51,7 +52,7 @@ fn io(
     let item = serde_json::from_value(json!({
         "id": name, "language": lang, "source_code": code,
         "tests": [{"stdin": stdin, "expected_stdout": expected}],
-        "time_limit_s": secs, "memory_limit_mb": mb,
+        "time_limit_s": secs, "memory_limit_mb": mb, "backend": "ns",
     }))
     .expect("item");
     Case { name, item, expect }
@@ -65,7 +66,7 @@ fn asserts(
 ) -> Case {
     let item = serde_json::from_value(json!({
         "id": name, "language": "python", "source_code": code,
-        "tests": [{"assert_code": assert_code}], "time_limit_s": 5, "memory_limit_mb": 256,
+        "tests": [{"assert_code": assert_code}], "time_limit_s": 5, "memory_limit_mb": 256, "backend": "ns",
     }))
     .expect("item");
     Case { name, item, expect }
@@ -442,7 +443,7 @@ fn hostile_programs_are_contained_while_ordinary_judging_goes_on() {
         "id": "eq-always-true-call", "language": "python",
         "source_code": "class A:\n    def __eq__(self, o): return True\ndef add(a,b): return A()\n",
         "tests": [{"fn_name": "add", "args_json": "[1, 2]", "expected_json": "3"}],
-        "time_limit_s": 5, "memory_limit_mb": 256,
+        "time_limit_s": 5, "memory_limit_mb": 256, "backend": "ns",
     }))
     .unwrap();
     cases.push(Case {
@@ -455,7 +456,7 @@ fn hostile_programs_are_contained_while_ordinary_judging_goes_on() {
         "source_code": "class Solution:\n    def twoSum(self, nums, target):\n        seen={}\n        for i,x in enumerate(nums):\n            if target-x in seen: return [seen[target-x], i]\n            seen[x]=i\n",
         "tests": [{"fn_name": "twoSum", "args_json": "[[2,7,11,15], 9]", "expected_json": "[0, 1]"},
                   {"fn_name": "twoSum", "args_json": "{\"nums\": [3,3], \"target\": 6}", "expected_json": "[0, 1]"}],
-        "time_limit_s": 5, "memory_limit_mb": 256,
+        "time_limit_s": 5, "memory_limit_mb": 256, "backend": "ns",
     }))
     .unwrap();
     cases.push(Case {
@@ -571,4 +572,169 @@ fn hostile_programs_are_contained_while_ordinary_judging_goes_on() {
         "a box wrote the host /tmp"
     );
     std::fs::remove_dir_all(&canary_dir).unwrap();
+}
+
+#[cfg(feature = "wasm")]
+#[test]
+fn hostile_python_is_contained_by_the_wasm_backend() {
+    use verifier::sandbox::wasm::{WasmConfig, WasmSandbox};
+    let w = match WasmSandbox::new(&WasmConfig::default()) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!(
+                "SKIP: wasm backend unavailable ({e}); run sandbox-images/fetch-python-wasm.sh"
+            );
+            return;
+        }
+    };
+    let ns = NsSandbox::new(NsConfig {
+        helper: PathBuf::from(env!("CARGO_BIN_EXE_verifier")),
+        ..NsConfig::default()
+    });
+    let judge = Judge::new(ns).with_wasm(Ok(w));
+    let wasm = |name: &'static str,
+                code: &str,
+                stdin: &str,
+                expected: &str,
+                secs: f64,
+                mb: u64,
+                expect: &'static [CodeVerdict]| {
+        let mut c = io(name, "python", code, stdin, expected, secs, mb, expect);
+        c.item.backend = protocol::BackendChoice::Wasm;
+        c
+    };
+    let mut cases = vec![
+        wasm(
+            "cpu-spin",
+            "while True:\n    pass\n",
+            "",
+            "",
+            1.0,
+            256,
+            &[TLE],
+        ),
+        wasm(
+            "sleep",
+            "import time\ntime.sleep(60)\n",
+            "",
+            "",
+            1.0,
+            256,
+            &[TLE],
+        ),
+        wasm(
+            "memory-bomb",
+            "a=[]\nwhile True:\n    a.append(bytearray(10**6))\n",
+            "",
+            "",
+            5.0,
+            128,
+            &[MLE],
+        ),
+        wasm(
+            "stdout-flood",
+            "import sys\nwhile True:\n    sys.stdout.write('x'*65536)\n",
+            "",
+            "",
+            10.0,
+            256,
+            &[OLE],
+        ),
+        wasm("fork", "import os\nos.fork()\n", "", "", 5.0, 256, &[RE]),
+        wasm(
+            "read-host-files",
+            "hits=[]\nfor p in ['/etc/shadow','/etc/passwd','/root','/proc/self/environ','/src/../../etc/passwd']:\n    try:\n        open(p).read(); hits.append(p)\n    except Exception:\n        pass\nprint('blocked' if not hits else hits)\n",
+            "",
+            "blocked\n",
+            5.0,
+            256,
+            &[AC],
+        ),
+        wasm(
+            "environment",
+            "import os\nprint('clean' if not [k for k in os.environ if 'CARGO' in k or 'RUST' in k] else os.environ)\n",
+            "",
+            "clean\n",
+            5.0,
+            256,
+            &[AC],
+        ),
+        wasm(
+            "network",
+            "import socket\ntry:\n    socket.create_connection(('127.0.0.1', 22), timeout=1); print('reachable')\nexcept Exception:\n    print('isolated')\n",
+            "",
+            "isolated\n",
+            5.0,
+            256,
+            &[AC],
+        ),
+        wasm(
+            "write-anywhere",
+            "bad=[]\nfor p in ['/x','/src/x','/tmp/x']:\n    try:\n        open(p,'w').write('1'); bad.append(p)\n    except Exception:\n        pass\nprint('contained' if not bad else bad)\n",
+            "",
+            "contained\n",
+            5.0,
+            256,
+            &[AC],
+        ),
+        wasm(
+            "huge-stdin-unread",
+            "print('ok')\n",
+            &"z".repeat(8 << 20),
+            "ok\n",
+            5.0,
+            256,
+            &[AC],
+        ),
+        // The point is the host: a guest stack overflow must trap, never crash the verifier.
+        wasm(
+            "deep-recursion",
+            "import sys\nsys.setrecursionlimit(10**6)\ndef f(n): return 0 if n==0 else 1+f(n-1)\nprint(f(100000))\n",
+            "",
+            "",
+            5.0,
+            256,
+            &[RE, MLE, AC, WA],
+        ),
+    ];
+    for (name, code) in [
+        (
+            "sys-exit-before-asserts",
+            "import sys\ndef add(a,b): return a-b\nsys.exit(0)\n",
+        ),
+        (
+            "os-exit-before-asserts",
+            "import os\ndef add(a,b): return a-b\nos._exit(0)\n",
+        ),
+        (
+            "atexit-forces-zero",
+            "import atexit,os\ndef add(a,b): return a-b\natexit.register(lambda: os._exit(0))\n",
+        ),
+    ] {
+        let mut c = asserts(name, code, "assert add(1,2)==3\n", &[WA]);
+        c.item.backend = protocol::BackendChoice::Wasm;
+        cases.push(c);
+    }
+    let mut failures = Vec::new();
+    for case in &cases {
+        let r = judge.judge(&case.item);
+        assert_eq!(r.backend, protocol::Backend::Wasm, "{}", case.name);
+        if !case.expect.contains(&r.verdict) {
+            failures.push(format!(
+                "{}: expected {:?}, got {:?} ({:?}); stderr {:?}",
+                case.name,
+                case.expect,
+                r.verdict,
+                r.message,
+                r.tests
+                    .first()
+                    .map(|t| t.run.stderr_head.chars().take(300).collect::<String>())
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "wasm hostile cases:\n{}",
+        failures.join("\n")
+    );
 }

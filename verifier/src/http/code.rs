@@ -3,7 +3,10 @@
 //!
 //! Every item runs off the async threads while holding a CPU permit, so the batch's items run
 //! in parallel within the concurrency budget and a slow program never stalls the acceptor.
+//! A panic while judging fails that request only (500); the judge holds no state a panic
+//! could leave half-updated beyond counters, hence `AssertUnwindSafe`.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,10 +95,12 @@ pub(super) async fn judge_code(
         let judge = Arc::clone(&judge);
         async move {
             let _permit = state.cpu.acquire().await?;
-            tokio::task::spawn_blocking(move || std::panic::catch_unwind(|| judge.judge(&item)))
-                .await
-                .map_err(|e| AppError::Internal(format!("judging task failed: {e}")))?
-                .map_err(|_| AppError::Internal("judge panicked".into()))
+            tokio::task::spawn_blocking(move || {
+                std::panic::catch_unwind(AssertUnwindSafe(|| judge.judge(&item)))
+            })
+            .await
+            .map_err(|e| AppError::Internal(format!("judging task failed: {e}")))?
+            .map_err(|_| AppError::Internal("judge panicked".into()))
         }
     });
     let mut results: Vec<CodeResult> = Vec::new();
@@ -228,11 +233,12 @@ pub(super) async fn run_code(
         memory_bytes: memory_mb << 20,
     };
     let _permit = state.cpu.acquire().await?;
-    let result =
-        tokio::task::spawn_blocking(move || std::panic::catch_unwind(|| judge.run_once(&once)))
-            .await
-            .map_err(|e| AppError::Internal(format!("run task failed: {e}")))?
-            .map_err(|_| AppError::Internal("run panicked".into()))?;
+    let result = tokio::task::spawn_blocking(move || {
+        std::panic::catch_unwind(AssertUnwindSafe(|| judge.run_once(&once)))
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("run task failed: {e}")))?
+    .map_err(|_| AppError::Internal("run panicked".into()))?;
     let response = match result {
         Err(msg) => sandbox_error(msg),
         Ok(r) => {

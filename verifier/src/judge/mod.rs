@@ -63,11 +63,20 @@ pub struct RunOnceResult {
 pub struct Judge {
     ns: Option<Arc<NsSandbox>>,
     ns_error: Option<String>,
+    wasm: Option<Arc<dyn Sandbox>>,
+    wasm_error: Option<String>,
     tools: Toolchains,
     work_dir: PathBuf,
 }
 
 static SUBMISSIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Error texts of CPython on WASI meaning "this needs an OS feature WASI lacks".
+const WASI_LIMITS: [&str; 3] = [
+    "can't start new thread",
+    "wasi does not support",
+    "not supported on wasi",
+];
 
 /// A submission's private host directories, removed when dropped.
 struct Workdir {
@@ -118,14 +127,42 @@ impl Judge {
         Judge {
             ns,
             ns_error,
+            wasm: None,
+            wasm_error: Some("the wasm backend was not loaded".into()),
             tools: Toolchains::detect(),
             work_dir,
         }
     }
 
+    /// The same judge with the wasm backend (or the reason it is missing), used for Python
+    /// items with `backend: wasm` or `auto`.
+    #[cfg(feature = "wasm")]
+    #[must_use]
+    pub fn with_wasm(
+        mut self,
+        wasm: Result<crate::sandbox::wasm::WasmSandbox, crate::sandbox::SandboxError>,
+    ) -> Judge {
+        match wasm {
+            Ok(w) => {
+                self.wasm = Some(Arc::new(w));
+                self.wasm_error = None;
+            }
+            Err(e) => {
+                self.wasm = None;
+                self.wasm_error = Some(e.to_string());
+            }
+        }
+        self
+    }
+
+    /// Why the wasm backend is not loaded, if it is not.
+    pub fn wasm_unavailable_reason(&self) -> Option<&str> {
+        self.wasm_error.as_deref()
+    }
+
     /// Whether a sandbox is ready.
     pub fn is_ready(&self) -> bool {
-        self.ns.is_some()
+        self.ns.is_some() || self.wasm.is_some()
     }
 
     /// Why no sandbox is ready, if none is.
@@ -140,9 +177,27 @@ impl Judge {
 
     /// Judges one validated item (see [`CodeItem::validate`]). Never fails: problems become
     /// verdicts (`sandbox_error` for the verifier's own).
+    ///
+    /// With `backend: auto`, Python runs on wasm; if a test failed only because WASI lacks an
+    /// OS feature (threads, processes), the item is judged again on `ns` and the result says
+    /// so in `message`.
     pub fn judge(&self, item: &CodeItem) -> CodeResult {
         let start = Instant::now();
-        let mut result = self.judge_inner(item);
+        let mut result = self.judge_inner(item, item.backend);
+        if item.backend == BackendChoice::Auto
+            && result.backend == Backend::Wasm
+            && self.ns.is_some()
+            && result.tests.iter().any(|t| {
+                t.verdict == CodeVerdict::RuntimeError
+                    && WASI_LIMITS
+                        .iter()
+                        .any(|sig| t.run.stderr_head.contains(sig))
+            })
+        {
+            result = self.judge_inner(item, BackendChoice::Ns);
+            result.message =
+                Some("rerun on ns: the program needs an OS feature the wasm backend lacks".into());
+        }
         result.id.clone_from(&item.id);
         result.elapsed_us = start.elapsed().as_micros() as u64;
         result
@@ -163,26 +218,47 @@ impl Judge {
         }
     }
 
-    fn judge_inner(&self, item: &CodeItem) -> CodeResult {
+    fn judge_inner(&self, item: &CodeItem, choice: BackendChoice) -> CodeResult {
         let total = item.tests.len();
         let sandbox_error =
             |msg: String| Self::failed(total, Backend::Ns, CodeVerdict::SandboxError, msg);
         if let Err(msg) = item.validate() {
             return sandbox_error(format!("invalid item: {msg}"));
         }
-        if item.backend == BackendChoice::Wasm {
-            return Self::failed(
-                total,
-                Backend::Wasm,
-                CodeVerdict::SandboxError,
-                "the wasm backend is not loaded on this verifier; use backend ns or auto".into(),
-            );
-        }
-        let Some(ns) = self.ns.as_deref() else {
+        let use_wasm = match choice {
+            BackendChoice::Wasm => true,
+            BackendChoice::Ns => false,
+            BackendChoice::Auto => item.language == Language::Python && self.wasm.is_some(),
+        };
+        let backend = if use_wasm { Backend::Wasm } else { Backend::Ns };
+        let sandbox_error =
+            |msg: String| Self::failed(total, backend, CodeVerdict::SandboxError, msg);
+        if use_wasm && item.language != Language::Python {
             return sandbox_error(format!(
-                "no sandbox available: {}",
-                self.ns_error.as_deref().unwrap_or("unknown")
+                "the wasm backend runs python only, not {}",
+                item.language.as_str()
             ));
+        }
+        let sandbox: &dyn Sandbox = if use_wasm {
+            match self.wasm.as_deref() {
+                Some(w) => w,
+                None => {
+                    return sandbox_error(format!(
+                        "the wasm backend is not available: {}",
+                        self.wasm_error.as_deref().unwrap_or("unknown")
+                    ));
+                }
+            }
+        } else {
+            match self.ns.as_deref() {
+                Some(n) => n,
+                None => {
+                    return sandbox_error(format!(
+                        "no sandbox available: {}",
+                        self.ns_error.as_deref().unwrap_or("unknown")
+                    ));
+                }
+            }
         };
         let source = match (&item.source_code, &item.response) {
             (Some(s), _) => s.clone(),
@@ -191,7 +267,7 @@ impl Judge {
                 None => {
                     return Self::failed(
                         total,
-                        Backend::Ns,
+                        backend,
                         CodeVerdict::CompileError,
                         "the response has no fenced code block".into(),
                     );
@@ -203,7 +279,7 @@ impl Judge {
             Ok(r) => r,
             Err(msg) => return sandbox_error(msg),
         };
-        let work = match self.workdir(ns) {
+        let work = match self.workdir(self.ns.as_deref()) {
             Ok(w) => w,
             Err(e) => return sandbox_error(format!("preparing the work directory: {e}")),
         };
@@ -221,7 +297,7 @@ impl Judge {
         let mut env = language::base_env();
         env.extend(recipe.env.iter().cloned());
         let mut compile_report = None;
-        if recipe.compile.is_some() {
+        if let (Some(ns), true) = (self.ns.as_deref(), recipe.compile.is_some()) {
             match Self::compile(ns, &recipe, &work, &binds, &env, RunLimits::for_compile()) {
                 Err(e) => return sandbox_error(format!("compile step: {e}")),
                 Ok(out) => {
@@ -254,7 +330,7 @@ impl Judge {
                 stdin: p.stdin.clone(),
                 limits,
             };
-            let t = match ns.run(&spec) {
+            let t = match sandbox.run(&spec) {
                 Ok(out) => TestResult {
                     verdict: Self::check(&out, &p.check, &opts),
                     run: verdict::report(&out),
@@ -306,7 +382,7 @@ impl Judge {
             total,
             compile: compile_report,
             tests,
-            backend: Backend::Ns,
+            backend,
             message,
             elapsed_us: 0,
         }
@@ -367,7 +443,7 @@ impl Judge {
         })?;
         let recipe = language::recipe(req.language, &self.tools)?;
         let work = self
-            .workdir(ns)
+            .workdir(Some(ns))
             .map_err(|e| format!("preparing the work directory: {e}"))?;
         let write = |rel: &str, bytes: &[u8]| -> Result<(), String> {
             let ok = !rel.is_empty()
@@ -449,7 +525,8 @@ impl Judge {
         }
     }
 
-    fn workdir(&self, ns: &NsSandbox) -> std::io::Result<Workdir> {
+    /// A fresh submission directory; `out` belongs to the namespace backend's sandbox user.
+    fn workdir(&self, ns: Option<&NsSandbox>) -> std::io::Result<Workdir> {
         let n = SUBMISSIONS.fetch_add(1, Ordering::Relaxed);
         let root = self
             .work_dir
@@ -465,13 +542,15 @@ impl Judge {
         };
         fs::DirBuilder::new().mode(0o755).create(&work.src)?;
         fs::DirBuilder::new().mode(0o700).create(&work.out)?;
-        let cfg = ns.config();
-        nix::unistd::chown(
-            &work.out,
-            Some(nix::unistd::Uid::from_raw(cfg.uid)),
-            Some(nix::unistd::Gid::from_raw(cfg.gid)),
-        )
-        .map_err(std::io::Error::from)?;
+        if let Some(ns) = ns {
+            let cfg = ns.config();
+            nix::unistd::chown(
+                &work.out,
+                Some(nix::unistd::Uid::from_raw(cfg.uid)),
+                Some(nix::unistd::Gid::from_raw(cfg.gid)),
+            )
+            .map_err(std::io::Error::from)?;
+        }
         Ok(work)
     }
 

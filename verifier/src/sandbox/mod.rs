@@ -1,11 +1,13 @@
-//! Running untrusted programs: one [`Sandbox`] trait, and the Linux-namespace backend
-//! ([`linux_ns`]).
+//! Running untrusted programs: one [`Sandbox`] trait and two backends, Linux namespaces
+//! ([`linux_ns`]) and wasmtime running CPython for WASI (`wasm`, feature `wasm`).
 //!
 //! A backend runs one process tree ([`RunSpec`]) under [`RunLimits`] and reports what it did
 //! ([`RunOutcome`]). Judging (what the outcome means for a test) lives in [`crate::judge`];
 //! a backend never sees expected outputs.
 
 pub mod linux_ns;
+#[cfg(feature = "wasm")]
+pub mod wasm;
 
 use std::path::PathBuf;
 use std::time::Duration;

