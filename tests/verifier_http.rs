@@ -381,6 +381,9 @@ async fn request_ids_metrics_readiness_and_openapi() {
         route::METRICS,
         route::OPENAPI,
         route::MATH_GRADE,
+        route::CODE_JUDGE,
+        route::RUN_CODE,
+        route::PING,
     ] {
         assert!(
             doc["paths"][path].is_object(),

@@ -223,7 +223,9 @@ fn load_judge(ns: NsConfig, python_wasm: Option<PathBuf>) -> Judge {
         use verifier::sandbox::wasm::{WasmConfig, WasmSandbox};
         let mut cfg = WasmConfig::default();
         if let Some(p) = python_wasm {
-            cfg.cache_dir = p.parent().map_or_else(std::env::temp_dir, PathBuf::from);
+            if std::env::var_os("RLVR_WASM_CACHE_DIR").is_none() {
+                cfg.cache_dir = p.parent().map_or_else(std::env::temp_dir, PathBuf::from);
+            }
             cfg.python_wasm = p;
         }
         judge.with_wasm(WasmSandbox::new(&cfg))

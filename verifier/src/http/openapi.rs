@@ -1,5 +1,6 @@
-//! The OpenAPI 3.0 document served at `GET /openapi.json`: every route, request and response
-//! schema, and every error status with the shared error body.
+//! The OpenAPI 3.0 document served at `GET /openapi.json`: every route (math, code,
+//! SandboxFusion's `/run_code` and `/v1/ping`), request and response schema, and every error
+//! status with the shared error body.
 
 use serde_json::{Value, json};
 
@@ -12,7 +13,7 @@ pub fn document() -> Value {
         "info": {
             "title": "RLVR verifier",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Grades math answers for reinforcement-learning rewards. Wrong answers are data (200 with a verdict); 4xx means a bad request, 5xx a verifier failure."
+            "description": "Grades math answers and judges code for reinforcement-learning rewards. Wrong answers and failing programs are data (200 with a verdict); 4xx means a bad request, 5xx a verifier failure."
         },
         "paths": {
             "/healthz": {"get": {"summary": "Liveness", "operationId": "healthz", "responses": {"200": plain("ok")}}},
@@ -38,7 +39,45 @@ pub fn document() -> Value {
                     "503": error("shutting down"),
                     "504": error("per-request deadline exceeded")
                 }
-            }}
+            }},
+            "/v1/code/judge": {"post": {
+                "summary": "Judge a batch of programs against their tests in a sandbox (results in input order)",
+                "operationId": "judge_code",
+                "security": [{"bearer": []}, {}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JudgeCodeRequest"}}}},
+                "responses": {
+                    "200": {"description": "One result per item", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JudgeCodeResponse"}}}},
+                    "400": error("malformed JSON, invalid UTF-8 or wrong content type"),
+                    "401": error("missing or invalid bearer token"),
+                    "413": error("request body over the size limit"),
+                    "415": error("unsupported media type"),
+                    "422": error("schema violation or a named limit exceeded (max_code_items, max_code_bytes, max_tests_per_item, max_stdin_bytes)"),
+                    "429": error("queue full; retry with backoff"),
+                    "500": error("the verifier failed"),
+                    "503": error("shutting down, or code judging not enabled"),
+                    "504": error("per-request deadline exceeded")
+                }
+            }},
+            "/run_code": {"post": {
+                "summary": "SandboxFusion-compatible: compile (where needed) and run one program once",
+                "operationId": "run_code",
+                "security": [{"bearer": []}, {}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunCodeRequest"}}}},
+                "responses": {
+                    "200": {"description": "SandboxFusion's RunCodeResponse (plus verdict and backend)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunCodeResponse"}}}},
+                    "400": error("malformed JSON, invalid UTF-8 or wrong content type"),
+                    "401": error("missing or invalid bearer token"),
+                    "413": error("request body over the size limit"),
+                    "415": error("unsupported media type"),
+                    "422": error("schema violation or a named limit exceeded"),
+                    "429": error("queue full; retry with backoff"),
+                    "500": error("the verifier failed"),
+                    "503": error("shutting down, or code judging not enabled"),
+                    "504": error("per-request deadline exceeded")
+                }
+            }},
+            "/v1/ping": {"get": {"summary": "SandboxFusion-compatible liveness", "operationId": "ping",
+                "responses": {"200": {"description": "pong", "content": {"application/json": {"schema": {"type": "string", "enum": ["pong"]}}}}}}}
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -73,7 +112,83 @@ pub fn document() -> Value {
                     "reward": {"type": "number"},
                     "verdict": {"type": "string", "enum": ["correct", "incorrect", "no_answer", "unparseable", "limit_exceeded"]},
                     "extracted": {"type": "string", "nullable": true},
-                    "elapsed_us": {"type": "integer", "minimum": 0}}}
+                    "elapsed_us": {"type": "integer", "minimum": 0}}},
+                "JudgeCodeRequest": {"type": "object", "additionalProperties": false, "required": ["items"], "properties": {
+                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/CodeItem"}}}},
+                "CodeItem": {"type": "object", "additionalProperties": false, "required": ["language", "tests"], "properties": {
+                    "id": {"type": "string", "nullable": true},
+                    "language": {"type": "string", "enum": ["python", "python3", "py", "c", "cpp", "c++", "rust", "rs"]},
+                    "source_code": {"type": "string", "nullable": true, "description": "the program (exactly one of source_code and response)"},
+                    "response": {"type": "string", "nullable": true, "description": "a model response; its last fenced code block is the program"},
+                    "tests": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/CodeTest"}},
+                    "time_limit_s": {"type": "number", "exclusiveMinimum": true, "minimum": 0, "maximum": 60, "default": 10},
+                    "memory_limit_mb": {"type": "integer", "minimum": 16, "maximum": 8192, "default": 1024},
+                    "backend": {"type": "string", "enum": ["auto", "wasm", "ns"], "default": "auto"},
+                    "options": {"allOf": [{"$ref": "#/components/schemas/CodeOptions"}], "nullable": true},
+                    "expected_verdict": {"allOf": [{"$ref": "#/components/schemas/CodeVerdict"}], "nullable": true, "description": "label of a dataset case; ignored"},
+                    "alt_verdicts": {"type": "array", "items": {"$ref": "#/components/schemas/CodeVerdict"}, "nullable": true, "description": "ignored"},
+                    "source": {"type": "string", "nullable": true, "description": "ignored"},
+                    "notes": {"type": "string", "nullable": true, "description": "ignored"}}},
+                "CodeTest": {"oneOf": [
+                    {"type": "object", "additionalProperties": false, "required": ["expected_stdout"], "properties": {
+                        "stdin": {"type": "string", "default": ""}, "expected_stdout": {"type": "string"}}},
+                    {"type": "object", "additionalProperties": false, "required": ["assert_code"], "properties": {
+                        "assert_code": {"type": "string"}}},
+                    {"type": "object", "additionalProperties": false, "required": ["fn_name", "args_json", "expected_json"], "properties": {
+                        "fn_name": {"type": "string"}, "args_json": {"type": "string"}, "expected_json": {"type": "string"}}}]},
+                "CodeOptions": {"type": "object", "additionalProperties": false, "properties": {
+                    "reward": {"type": "string", "enum": ["binary", "pass_rate"], "default": "binary"},
+                    "stop_on_first_failure": {"type": "boolean", "default": false},
+                    "float_rel_tol": {"type": "number", "minimum": 0, "maximum": 1, "exclusiveMaximum": true, "nullable": true}}},
+                "CodeVerdict": {"type": "string", "enum": ["accepted", "wrong_answer", "time_limit", "memory_limit", "output_limit", "runtime_error", "compile_error", "sandbox_error"]},
+                "RunReport": {"type": "object", "required": ["time_ms", "stdout_head", "stderr_head", "stdout_truncated", "stderr_truncated"], "properties": {
+                    "exit_code": {"type": "integer"}, "signal": {"type": "integer"},
+                    "time_ms": {"type": "number"}, "cpu_ms": {"type": "number"}, "memory_kb": {"type": "integer", "minimum": 0},
+                    "stdout_head": {"type": "string"}, "stderr_head": {"type": "string"},
+                    "stdout_truncated": {"type": "boolean"}, "stderr_truncated": {"type": "boolean"}}},
+                "TestResult": {"allOf": [{"$ref": "#/components/schemas/RunReport"},
+                    {"type": "object", "required": ["verdict"], "properties": {"verdict": {"$ref": "#/components/schemas/CodeVerdict"}}}]},
+                "CodeResult": {"type": "object", "additionalProperties": false,
+                    "required": ["verdict", "reward", "passed", "total", "tests", "backend", "elapsed_us"], "properties": {
+                    "id": {"type": "string"},
+                    "verdict": {"$ref": "#/components/schemas/CodeVerdict"},
+                    "reward": {"type": "number", "minimum": 0, "maximum": 1},
+                    "passed": {"type": "integer", "minimum": 0},
+                    "total": {"type": "integer", "minimum": 0},
+                    "compile": {"$ref": "#/components/schemas/RunReport"},
+                    "tests": {"type": "array", "items": {"$ref": "#/components/schemas/TestResult"}},
+                    "backend": {"type": "string", "enum": ["wasm", "ns"]},
+                    "message": {"type": "string"},
+                    "elapsed_us": {"type": "integer", "minimum": 0}}},
+                "JudgeCodeResponse": {"type": "object", "additionalProperties": false, "required": ["results"], "properties": {
+                    "results": {"type": "array", "items": {"$ref": "#/components/schemas/CodeResult"}}}},
+                "RunCodeRequest": {"type": "object", "additionalProperties": false, "required": ["code", "language"], "properties": {
+                    "code": {"type": "string"},
+                    "language": {"type": "string", "description": "python (python3), cpp, c, rust; others answer SandboxError"},
+                    "stdin": {"type": "string", "nullable": true},
+                    "compile_timeout": {"type": "number", "default": 10, "exclusiveMinimum": true, "minimum": 0, "maximum": 60},
+                    "run_timeout": {"type": "number", "default": 10, "exclusiveMinimum": true, "minimum": 0, "maximum": 60},
+                    "memory_limit_MB": {"type": "integer", "default": -1, "description": "-1 (1024 MiB) or 16..=8192"},
+                    "files": {"type": "object", "additionalProperties": {"type": "string", "format": "byte"}},
+                    "fetch_files": {"type": "array", "items": {"type": "string"}, "maxItems": 0}}},
+                "CommandRunResult": {"type": "object", "additionalProperties": false, "required": ["status"], "properties": {
+                    "status": {"type": "string", "enum": ["Finished", "Error", "TimeLimitExceeded"]},
+                    "execution_time": {"type": "number", "nullable": true},
+                    "return_code": {"type": "integer", "nullable": true},
+                    "stdout": {"type": "string", "nullable": true},
+                    "stderr": {"type": "string", "nullable": true},
+                    "stdout_truncated": {"type": "boolean"},
+                    "stderr_truncated": {"type": "boolean"}}},
+                "RunCodeResponse": {"type": "object", "additionalProperties": false,
+                    "required": ["status", "message", "compile_result", "run_result", "executor_pod_name", "files"], "properties": {
+                    "status": {"type": "string", "enum": ["Success", "Failed", "SandboxError"]},
+                    "message": {"type": "string"},
+                    "compile_result": {"allOf": [{"$ref": "#/components/schemas/CommandRunResult"}], "nullable": true},
+                    "run_result": {"allOf": [{"$ref": "#/components/schemas/CommandRunResult"}], "nullable": true},
+                    "executor_pod_name": {"type": "string", "nullable": true},
+                    "files": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "verdict": {"$ref": "#/components/schemas/CodeVerdict"},
+                    "backend": {"type": "string", "enum": ["wasm", "ns"]}}}
             }
         }
     })

@@ -49,7 +49,8 @@ pub struct WasmConfig {
     /// The CPython WASI module. Default: `$RLVR_PYTHON_WASM`, else
     /// `$HOME/.cache/rlvr-sandbox/python-3.12.0.wasm` (where the fetch script puts it).
     pub python_wasm: PathBuf,
-    /// Directory for the compiled-module cache (root-only). Default: the module's directory.
+    /// Directory for the compiled-module cache (root-only). Default: `$RLVR_WASM_CACHE_DIR`,
+    /// else the module's directory.
     pub cache_dir: PathBuf,
 }
 
@@ -58,9 +59,10 @@ impl Default for WasmConfig {
         let python_wasm = std::env::var_os("RLVR_PYTHON_WASM")
             .map(PathBuf::from)
             .unwrap_or_else(default_runtime_path);
-        let cache_dir = python_wasm
-            .parent()
-            .map_or_else(std::env::temp_dir, Path::to_path_buf);
+        let cache_dir = std::env::var_os("RLVR_WASM_CACHE_DIR")
+            .map(PathBuf::from)
+            .or_else(|| python_wasm.parent().map(Path::to_path_buf))
+            .unwrap_or_else(std::env::temp_dir);
         WasmConfig {
             python_wasm,
             cache_dir,
