@@ -40,7 +40,7 @@ fn time(mut f: impl FnMut()) -> Vec<Duration> {
         .collect()
 }
 
-fn bare(argv: &[&str]) -> impl FnMut() + '_ {
+fn bare<'a>(argv: &'a [&'a str]) -> impl FnMut() + 'a {
     move || {
         let ok = Command::new(argv[0])
             .args(&argv[1..])
@@ -53,7 +53,7 @@ fn bare(argv: &[&str]) -> impl FnMut() + '_ {
     }
 }
 
-fn bwrap(argv: &[&str]) -> impl FnMut() + '_ {
+fn bwrap<'a>(argv: &'a [&'a str]) -> impl FnMut() + 'a {
     move || {
         let ok = Command::new("bwrap")
             .args([
