@@ -6,10 +6,11 @@
 //! cargo bench -p verifier --bench sandbox
 //! ```
 //!
-//! Rows: `/bin/true`, `python3 -c pass` and a 10^6-term sum, each run sequentially `RUNS`
-//! times; the table prints median, p90 and max milliseconds per run. bubblewrap runs with
-//! `--unshare-all` and a tmpfs root like ours but with no cgroup, rlimits or seccomp, so it
-//! is a lower bound on what namespaces alone cost.
+//! Rows: a trivial C program, `python3 -S -c pass`, `python3 -c pass` and a 10^6-term sum,
+//! each run sequentially `RUNS` times (median, p90 and max milliseconds per run); then the
+//! wasm module load (cold compile vs the on-disk cache) and the throughput of trivial Python
+//! I/O tests judged end to end on both backends with 2 workers. bubblewrap runs with
+//! `--unshare-all` and a tmpfs root like ours but with no cgroup, rlimits or seccomp.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -18,6 +19,8 @@ use std::time::{Duration, Instant};
 use verifier::sandbox::{NsConfig, NsSandbox, RunLimits, RunSpec, Sandbox};
 
 const RUNS: usize = 40;
+/// Host directory of the compiled trivial C program, bound at `/bench` in the boxes.
+const BENCH_DIR: &str = "/tmp/rlvr-sandbox-bench";
 
 fn stats(mut v: Vec<Duration>) -> (f64, f64, f64) {
     v.sort();
@@ -79,6 +82,9 @@ fn bwrap<'a>(argv: &'a [&'a str]) -> impl FnMut() + 'a {
                 "/dev",
                 "--tmpfs",
                 "/tmp",
+                "--ro-bind",
+                BENCH_DIR,
+                "/bench",
             ])
             .args(argv)
             .stdin(Stdio::null())
@@ -94,7 +100,11 @@ fn spec(argv: &[&str]) -> RunSpec {
     RunSpec {
         argv: argv.iter().map(|s| (*s).to_owned()).collect(),
         env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-        binds: vec![],
+        binds: vec![verifier::sandbox::Bind {
+            host: PathBuf::from(BENCH_DIR),
+            inside: "/bench".into(),
+            writable: false,
+        }],
         stdin: vec![],
         limits: RunLimits::for_run(Duration::from_secs(20), 512 << 20),
     }
@@ -141,18 +151,33 @@ fn main() {
     if let Err(e) = &ns {
         println!("namespace backend unavailable: {e}: its rows are skipped");
     }
+    std::fs::create_dir_all(BENCH_DIR).expect("bench dir");
+    let c_src = format!("{BENCH_DIR}/prog.c");
+    std::fs::write(&c_src, "int main(void) { return 0; }\n").expect("write C");
+    let built = Command::new("gcc")
+        .args(["-O2", "-o", &format!("{BENCH_DIR}/prog"), &c_src])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(built, "gcc failed");
+    let c_prog = ["/bench/prog"];
+    let c_host = [concat!("/tmp/rlvr-sandbox-bench", "/prog")];
+    let py_s = ["/usr/bin/python3", "-S", "-c", "pass"];
     let py_pass = ["/usr/bin/python3", "-c", "pass"];
     let py_sum = ["/usr/bin/python3", "-c", "print(sum(range(10**6)))"];
-    let truth = ["/bin/true"];
     let mut rows: Vec<(String, Vec<Duration>)> = Vec::new();
     for (name, argv) in [
-        ("/bin/true", &truth[..]),
+        ("trivial C program", &c_prog[..]),
+        ("python3 -S -c pass", &py_s[..]),
         ("python3 -c pass", &py_pass[..]),
         ("python3 sum(range(10**6))", &py_sum[..]),
     ] {
-        rows.push((format!("{name} | bare fork/exec"), time(bare(argv))));
+        let host_argv = if argv == c_prog { &c_host[..] } else { argv };
+        rows.push((format!("{name} | bare fork/exec"), time(bare(host_argv))));
         if have_bwrap {
-            rows.push((format!("{name} | bubblewrap 0.8 (namespaces only)"), time(bwrap(argv))));
+            rows.push((
+                format!("{name} | bubblewrap 0.8 (namespaces only)"),
+                time(bwrap(argv)),
+            ));
         }
         if let Ok(ns) = &ns {
             rows.push((
@@ -168,6 +193,35 @@ fn main() {
             ));
         }
     }
+    #[cfg(feature = "wasm")]
+    {
+        use verifier::sandbox::wasm::{WasmConfig, WasmSandbox};
+        let cold_dir = std::env::temp_dir().join(format!("rlvr-wasm-cold-{}", std::process::id()));
+        let cfg = WasmConfig {
+            cache_dir: cold_dir.clone(),
+            ..WasmConfig::default()
+        };
+        if let (Ok(cold), Ok(warm)) = (WasmSandbox::new(&cfg), WasmSandbox::new(&cfg)) {
+            println!(
+                "wasm module: compile {:.0} ms (start {:.0} ms); from the cache {:.2} ms (start incl. SHA-256 check {:.1} ms)",
+                cold.module_time().as_secs_f64() * 1e3,
+                cold.load_time().as_secs_f64() * 1e3,
+                warm.module_time().as_secs_f64() * 1e3,
+                warm.load_time().as_secs_f64() * 1e3,
+            );
+        }
+        let _ = std::fs::remove_dir_all(cold_dir);
+    }
+    throughput(ns.ok(), {
+        #[cfg(feature = "wasm")]
+        {
+            wasm
+        }
+        #[cfg(not(feature = "wasm"))]
+        {
+            None::<()>
+        }
+    });
     println!("\n{RUNS} sequential runs each, milliseconds per run\n");
     println!("| program | runner | median | p90 | max |");
     println!("|---|---|---|---|---|");
@@ -177,3 +231,53 @@ fn main() {
         println!("| {prog} | {runner} | {p50:.2} | {p90:.2} | {max:.2} |");
     }
 }
+
+/// Trivial Python I/O tests judged end to end (compare included), 2 workers, per backend.
+#[cfg(feature = "wasm")]
+fn throughput(ns: Option<NsSandbox>, wasm: Option<verifier::sandbox::wasm::WasmSandbox>) {
+    use protocol::CodeItem;
+    use verifier::judge::Judge;
+    let Some(ns) = ns else { return };
+    let judge = match wasm {
+        Some(w) => Judge::new(Ok(ns)).with_wasm(Ok(w)),
+        None => Judge::new(Ok(ns)),
+    };
+    for backend in ["ns", "wasm"] {
+        let items: Vec<CodeItem> = (0..200)
+            .map(|k| {
+                serde_json::from_value(serde_json::json!({
+                    "language": "python", "backend": backend,
+                    "source_code": "print(int(input()) + 1)\n",
+                    "tests": [{"stdin": format!("{k}"), "expected_stdout": format!("{}", k + 1)}],
+                }))
+                .expect("item")
+            })
+            .collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let ok = std::sync::atomic::AtomicUsize::new(0);
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    while let Some(item) =
+                        items.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                    {
+                        if judge.judge(item).verdict == protocol::CodeVerdict::Accepted {
+                            ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "throughput, {backend}: {} of {} trivial Python tests accepted in {secs:.2} s = {:.1} tests/s (2 workers)",
+            ok.into_inner(),
+            items.len(),
+            items.len() as f64 / secs
+        );
+    }
+}
+
+#[cfg(not(feature = "wasm"))]
+fn throughput(_ns: Option<NsSandbox>, _wasm: Option<()>) {}

@@ -18,6 +18,16 @@ use serde_json::json;
 use verifier::judge::Judge;
 use verifier::sandbox::{NsConfig, NsSandbox};
 
+/// The tests of this file check host-wide invariants (processes of the sandbox uid), so they
+/// run one at a time.
+static HOST_CHECKS: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    HOST_CHECKS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn judge() -> Option<Judge> {
     let ns = NsSandbox::new(NsConfig {
         helper: PathBuf::from(env!("CARGO_BIN_EXE_verifier")),
@@ -121,6 +131,7 @@ fn cgroups_left() -> Vec<String> {
 
 #[test]
 fn hostile_programs_are_contained_while_ordinary_judging_goes_on() {
+    let _serial = serial();
     let Some(judge) = judge() else { return };
     let work = judge.ns().unwrap().config().work_dir.clone();
     let uid = judge.ns().unwrap().config().uid;
@@ -577,6 +588,7 @@ fn hostile_programs_are_contained_while_ordinary_judging_goes_on() {
 #[cfg(feature = "wasm")]
 #[test]
 fn hostile_python_is_contained_by_the_wasm_backend() {
+    let _serial = serial();
     use verifier::sandbox::wasm::{WasmConfig, WasmSandbox};
     let w = match WasmSandbox::new(&WasmConfig::default()) {
         Ok(w) => w,
@@ -736,5 +748,75 @@ fn hostile_python_is_contained_by_the_wasm_backend() {
         failures.is_empty(),
         "wasm hostile cases:\n{}",
         failures.join("\n")
+    );
+}
+
+/// A helper killed from outside mid-run: that run is a sandbox error, its processes and cgroup
+/// are gone, and the next run works.
+#[test]
+fn a_helper_killed_from_outside_fails_only_its_run() {
+    let _serial = serial();
+    use verifier::sandbox::{RunLimits, RunSpec, Sandbox, SandboxError};
+    let Some(judge) = judge() else { return };
+    let ns = judge.ns().unwrap();
+    let nonce = format!(
+        "kill-me-{}-{:?}",
+        std::process::id(),
+        std::time::Instant::now()
+    );
+    let spec = |code: String| RunSpec {
+        argv: vec!["/usr/bin/python3".into(), "-c".into(), code],
+        env: vec![],
+        binds: vec![],
+        stdin: vec![],
+        limits: RunLimits::for_run(std::time::Duration::from_secs(20), 256 << 20),
+    };
+    let victim = spec(format!("import time\ntime.sleep(30)  # {nonce}\n"));
+    std::thread::scope(|s| {
+        let run = s.spawn(|| ns.run(&victim));
+        // Find the helper by the nonce in its command line (bounded wait), then SIGKILL it.
+        let mut killed = false;
+        for _ in 0..200 {
+            for e in std::fs::read_dir("/proc").unwrap().flatten() {
+                let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+                let cmd = String::from_utf8_lossy(&cmd);
+                if cmd.contains("__sandbox-helper") && cmd.contains(&nonce) {
+                    if let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                        killed = true;
+                    }
+                }
+            }
+            if killed {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(killed, "the helper was never found");
+        let started = std::time::Instant::now();
+        let out = run.join().unwrap();
+        assert!(
+            matches!(out, Err(SandboxError::Setup(_))),
+            "a killed helper is a sandbox error, got {out:?}"
+        );
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "the run did not wait for its 30 s sleep"
+        );
+    });
+    let after = ns
+        .run(&spec("print('fine')".into()))
+        .expect("the next run works");
+    assert_eq!(String::from_utf8_lossy(&after.stdout), "fine\n");
+    let left: Vec<_> = procs_of(ns.config().uid)
+        .into_iter()
+        .filter(|p| p.contains(&nonce))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "processes of the killed run survived: {left:?}"
     );
 }

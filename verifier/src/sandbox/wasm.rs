@@ -124,6 +124,7 @@ pub struct WasmSandbox {
     runs: AtomicU64,
     loaded_from_cache: bool,
     load_time: Duration,
+    module_time: Duration,
 }
 
 impl std::fmt::Debug for WasmSandbox {
@@ -132,6 +133,7 @@ impl std::fmt::Debug for WasmSandbox {
             .field("runs", &self.runs)
             .field("loaded_from_cache", &self.loaded_from_cache)
             .field("load_time", &self.load_time)
+            .field("module_time", &self.module_time)
             .finish_non_exhaustive()
     }
 }
@@ -176,6 +178,7 @@ impl WasmSandbox {
             &digest[..16],
             h.finish()
         ));
+        let module_start = Instant::now();
         let (module, loaded_from_cache) = match load_cached(&engine, &cache) {
             Some(m) => (m, true),
             None => {
@@ -191,6 +194,7 @@ impl WasmSandbox {
                 (m, false)
             }
         };
+        let module_time = module_start.elapsed();
         let mut linker: Linker<RunState> = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut RunState| &mut s.wasi)
             .map_err(setup)?;
@@ -212,6 +216,7 @@ impl WasmSandbox {
             runs: AtomicU64::new(0),
             loaded_from_cache,
             load_time: start.elapsed(),
+            module_time,
         })
     }
 
@@ -223,6 +228,11 @@ impl WasmSandbox {
     /// Time [`WasmSandbox::new`] took (hash check, load or compile, linking).
     pub fn load_time(&self) -> Duration {
         self.load_time
+    }
+
+    /// Time spent obtaining the compiled module alone (loading the cache, or compiling).
+    pub fn module_time(&self) -> Duration {
+        self.module_time
     }
 
     /// Runs started so far.
