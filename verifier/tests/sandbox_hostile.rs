@@ -780,14 +780,15 @@ fn a_helper_killed_from_outside_fails_only_its_run() {
             for e in std::fs::read_dir("/proc").unwrap().flatten() {
                 let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
                 let cmd = String::from_utf8_lossy(&cmd);
-                if cmd.contains("__sandbox-helper") && cmd.contains(&nonce) {
-                    if let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() {
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(pid),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
-                        killed = true;
-                    }
+                if cmd.contains("__sandbox-helper")
+                    && cmd.contains(&nonce)
+                    && let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>()
+                {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                    killed = true;
                 }
             }
             if killed {
