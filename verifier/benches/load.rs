@@ -172,7 +172,7 @@ fn main() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let limits = Limits { max_queue: 64, ..Limits::default() };
-        let ns = NsSandbox::new(NsConfig { helper: PathBuf::from(env!("CARGO_BIN_EXE_verifier")), ..NsConfig::default() });
+        let ns = NsSandbox::new(NsConfig { helper: PathBuf::from(env!("CARGO_BIN_EXE_verifier-sandbox-helper")), ..NsConfig::default() });
         let judge = Judge::new(ns);
         #[cfg(feature = "wasm")]
         let judge = judge.with_wasm(verifier::sandbox::wasm::WasmSandbox::new(&verifier::sandbox::wasm::WasmConfig::default()));

@@ -124,7 +124,7 @@ fn main() {
         .output()
         .is_ok_and(|o| o.status.success());
     let ns = NsSandbox::new(NsConfig {
-        helper: PathBuf::from(env!("CARGO_BIN_EXE_verifier")),
+        helper: PathBuf::from(env!("CARGO_BIN_EXE_verifier-sandbox-helper")),
         ..NsConfig::default()
     });
     #[cfg(feature = "wasm")]

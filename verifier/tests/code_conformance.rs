@@ -33,7 +33,7 @@ fn load() -> Option<Vec<CodeItem>> {
 
 fn ns() -> Option<NsSandbox> {
     match NsSandbox::new(NsConfig {
-        helper: PathBuf::from(env!("CARGO_BIN_EXE_verifier")),
+        helper: PathBuf::from(env!("CARGO_BIN_EXE_verifier-sandbox-helper")),
         ..NsConfig::default()
     }) {
         Ok(ns) => Some(ns),

@@ -16,7 +16,7 @@ use verifier::{AppState, app};
 
 fn state() -> Option<AppState> {
     let ns = NsSandbox::new(NsConfig {
-        helper: PathBuf::from(env!("CARGO_BIN_EXE_verifier")),
+        helper: PathBuf::from(env!("CARGO_BIN_EXE_verifier-sandbox-helper")),
         ..NsConfig::default()
     });
     match ns {

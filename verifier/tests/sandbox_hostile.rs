@@ -30,7 +30,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 fn judge() -> Option<Judge> {
     let ns = NsSandbox::new(NsConfig {
-        helper: PathBuf::from(env!("CARGO_BIN_EXE_verifier")),
+        helper: PathBuf::from(env!("CARGO_BIN_EXE_verifier-sandbox-helper")),
         ..NsConfig::default()
     });
     match ns {
@@ -600,7 +600,7 @@ fn hostile_python_is_contained_by_the_wasm_backend() {
         }
     };
     let ns = NsSandbox::new(NsConfig {
-        helper: PathBuf::from(env!("CARGO_BIN_EXE_verifier")),
+        helper: PathBuf::from(env!("CARGO_BIN_EXE_verifier-sandbox-helper")),
         ..NsConfig::default()
     });
     let judge = Judge::new(ns).with_wasm(Ok(w));

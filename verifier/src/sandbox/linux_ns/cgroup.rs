@@ -2,12 +2,13 @@
 //! time and peak memory; kill the whole tree; remove the group.
 //!
 //! v2 is used when a `cgroup2` mount offers the `memory` and `pids` controllers; otherwise the
-//! v1 hierarchies (`memory`, `pids`, `cpu`, `cpuacct`, `freezer`) are used, as on hosts that
+//! v1 hierarchies (`memory`, `pids`, `cpu`, `cpuacct`) are used, as on hosts that
 //! boot with a hybrid layout. Groups live under `<hierarchy>/rlvr-verifier/`.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -33,8 +34,6 @@ pub enum CgroupRoot {
         cpu: Option<PathBuf>,
         /// `cpuacct` hierarchy (CPU time), if mounted.
         cpuacct: Option<PathBuf>,
-        /// `freezer` hierarchy (atomic kill), if mounted.
-        freezer: Option<PathBuf>,
     },
 }
 
@@ -76,11 +75,43 @@ impl CgroupRoot {
                 pids,
                 cpu: find("cpu"),
                 cpuacct: find("cpuacct"),
-                freezer: find("freezer"),
             }),
             _ => Err(SandboxError::Unavailable(
                 "no cgroup v2 with memory+pids and no v1 memory and pids hierarchies".into(),
             )),
+        }
+    }
+
+    /// Removes empty run groups left by verifier processes that no longer exist (a crash, or
+    /// a queue that never drained).
+    pub fn sweep_stale(&self) {
+        let roots: Vec<&Path> = match self {
+            CgroupRoot::V2(r) => vec![r],
+            CgroupRoot::V1 {
+                memory,
+                pids,
+                cpu,
+                cpuacct,
+            } => {
+                let mut v: Vec<&Path> = vec![memory, pids];
+                v.extend([cpu, cpuacct].into_iter().flatten().map(PathBuf::as_path));
+                v
+            }
+        };
+        for r in roots {
+            let Ok(entries) = fs::read_dir(r.join(PARENT)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let owner = name.split('-').next().unwrap_or("");
+                if !owner.is_empty()
+                    && owner.bytes().all(|b| b.is_ascii_digit())
+                    && !Path::new("/proc").join(owner).exists()
+                {
+                    let _ = fs::remove_dir(e.path());
+                }
+            }
         }
     }
 
@@ -93,7 +124,14 @@ impl CgroupRoot {
     }
 
     /// Creates the group of one run, named `name`, with `limits` applied.
-    pub fn create(&self, name: &str, limits: &RunLimits) -> Result<RunCgroup, SandboxError> {
+    /// Its directories are removed by `remover` once it is dropped (inline without one).
+    pub fn create(
+        &self,
+        name: &str,
+        limits: &RunLimits,
+        remover: &Remover,
+    ) -> Result<RunCgroup, SandboxError> {
+        let remover = remover.sender();
         let setup = |e: io::Error, what: &str| SandboxError::Setup(format!("cgroup {what}: {e}"));
         match self {
             CgroupRoot::V2(root) => {
@@ -110,6 +148,7 @@ impl CgroupRoot {
                 let group = RunCgroup {
                     dirs: vec![dir.clone()],
                     kind: Kind::V2 { dir: dir.clone() },
+                    remover,
                 };
                 write(&dir, "memory.max", limits.memory_bytes)?;
                 write_optional(&dir, "memory.swap.max", 0);
@@ -123,10 +162,9 @@ impl CgroupRoot {
                 pids,
                 cpu,
                 cpuacct,
-                freezer,
             } => {
                 let mut roots: Vec<&Path> = vec![memory, pids];
-                for p in [cpu, cpuacct, freezer].into_iter().flatten() {
+                for p in [cpu, cpuacct].into_iter().flatten() {
                     if !roots.contains(&p.as_path()) {
                         roots.push(p);
                     }
@@ -142,6 +180,7 @@ impl CgroupRoot {
                         let partial = RunCgroup {
                             dirs,
                             kind: Kind::V1Partial,
+                            remover: None,
                         };
                         drop(partial);
                         return Err(setup(e, "mkdir"));
@@ -155,8 +194,8 @@ impl CgroupRoot {
                         memory: sub(memory),
                         pids: sub(pids),
                         cpuacct: cpuacct.as_deref().map(sub),
-                        freezer: freezer.as_deref().map(sub),
                     },
+                    remover,
                 };
                 let mem = sub(memory);
                 write(&mem, "memory.limit_in_bytes", limits.memory_bytes)?;
@@ -193,7 +232,6 @@ enum Kind {
         memory: PathBuf,
         pids: PathBuf,
         cpuacct: Option<PathBuf>,
-        freezer: Option<PathBuf>,
     },
     /// Creation failed half-way; only removal remains.
     V1Partial,
@@ -204,6 +242,7 @@ enum Kind {
 pub struct RunCgroup {
     dirs: Vec<PathBuf>,
     kind: Kind,
+    remover: Option<mpsc::Sender<Vec<PathBuf>>>,
 }
 
 impl RunCgroup {
@@ -233,33 +272,20 @@ impl RunCgroup {
         all
     }
 
-    /// Kills every process of the group and waits (at most 5 s) until it is empty.
-    /// v2: `cgroup.kill`; v1: freeze, SIGKILL every member, thaw (so a fork bomb cannot
-    /// outrun the kill loop).
+    /// Kills every process of the group and waits (at most 5 s) until it is empty. v2:
+    /// `cgroup.kill`. v1: SIGKILL to every member, repeated; among the members is the box's
+    /// init, whose death makes the kernel kill its whole pid namespace at once, so a fork bomb
+    /// cannot outrun the loop (no freezer needed).
     pub fn kill_all(&self) -> Result<(), SandboxError> {
+        // The usual case: the box's init exited and the kernel already killed the rest.
+        if self.procs().is_empty() {
+            return Ok(());
+        }
         let deadline = Instant::now() + Duration::from_secs(5);
-        match &self.kind {
-            Kind::V2 { dir } if dir.join("cgroup.kill").exists() => {
-                write(dir, "cgroup.kill", 1)?;
-            }
-            Kind::V1 {
-                freezer: Some(fz), ..
-            } => {
-                let _ = fs::write(fz.join("freezer.state"), "FROZEN");
-                while Instant::now() < deadline {
-                    match fs::read_to_string(fz.join("freezer.state")) {
-                        Ok(s) if s.trim() == "FREEZING" => {
-                            std::thread::sleep(Duration::from_micros(200))
-                        }
-                        _ => break,
-                    }
-                }
-                for pid in self.procs() {
-                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-                }
-                let _ = fs::write(fz.join("freezer.state"), "THAWED");
-            }
-            _ => {}
+        if let Kind::V2 { dir } = &self.kind
+            && dir.join("cgroup.kill").exists()
+        {
+            write(dir, "cgroup.kill", 1)?;
         }
         // Whatever the mechanism, repeat plain kills until the group is empty.
         loop {
@@ -338,18 +364,83 @@ impl RunCgroup {
     }
 }
 
+/// Removes run groups; `rmdir` can race the kernel's last exit accounting, so it retries
+/// briefly.
+fn remove_dirs(dirs: &[PathBuf]) {
+    for d in dirs.iter().rev() {
+        for _ in 0..100 {
+            match fs::remove_dir(d) {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+    }
+}
+
+/// Removes emptied run groups on one background thread, off the runs' critical path.
+/// [`Remover::finish`] drains the queue (the backend calls it when dropped).
+#[derive(Debug)]
+pub struct Remover {
+    tx: Mutex<Option<mpsc::Sender<Vec<PathBuf>>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Remover {
+    /// Starts the thread (or, if it cannot start, removes inline).
+    pub fn new() -> Remover {
+        let (tx, rx) = mpsc::channel::<Vec<PathBuf>>();
+        let thread = std::thread::Builder::new()
+            .name("cgroup-remover".into())
+            .spawn(move || {
+                for dirs in rx {
+                    remove_dirs(&dirs);
+                }
+            })
+            .ok();
+        Remover {
+            tx: Mutex::new(thread.as_ref().map(|_| tx)),
+            thread: Mutex::new(thread),
+        }
+    }
+
+    fn sender(&self) -> Option<mpsc::Sender<Vec<PathBuf>>> {
+        self.tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Removes everything queued and stops the thread.
+    pub fn finish(&self) {
+        drop(
+            self.tx
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+        );
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+}
+
 impl Drop for RunCgroup {
     fn drop(&mut self) {
         let _ = self.kill_all();
-        for d in self.dirs.iter().rev() {
-            // rmdir can race the kernel's last exit accounting: retry briefly.
-            for _ in 0..100 {
-                match fs::remove_dir(d) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+        let dirs = std::mem::take(&mut self.dirs);
+        match &self.remover {
+            Some(tx) => {
+                if let Err(mpsc::SendError(dirs)) = tx.send(dirs) {
+                    remove_dirs(&dirs);
                 }
             }
+            None => remove_dirs(&dirs),
         }
     }
 }

@@ -3,8 +3,8 @@
 //! after `fork()` in the multi-threaded server are unsafe.
 //!
 //! Three processes, in order:
-//! 1. **helper** (host root): joins the run's cgroup, unshares pid, net, ipc, uts and cgroup
-//!    namespaces, forks the init, waits for its report and writes it to the status file.
+//! 1. **helper** (host root): joins the run's cgroup, enters the run's (pooled, empty)
+//!    network namespace, unshares pid, ipc, uts and cgroup namespaces, forks the init, waits for its report and writes it to the status file.
 //! 2. **init** (pid 1 of the box, root): unshares a mount namespace, builds the box and
 //!    pivots into it ([`super::mounts`]), forks the program and reaps until it ends. When init
 //!    exits the kernel kills everything left in the pid namespace (daemons, orphans).
@@ -24,7 +24,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use nix::fcntl::{OFlag, open};
-use nix::sched::{CloneFlags, unshare};
+use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitStatus, wait, waitpid};
@@ -32,6 +32,7 @@ use nix::unistd::{
     ForkResult, Gid, Pid, Uid, chdir, dup2_stdin, execve, fork, getpid, pipe2, setgroups,
     sethostname, setresgid, setresuid, setsid,
 };
+use seccompiler::BpfProgram;
 use serde::{Deserialize, Serialize};
 
 use super::{mounts, seccomp};
@@ -60,6 +61,8 @@ pub struct BindCfg {
 pub struct HelperConfig {
     /// `cgroup.procs` files to write the helper's pid to.
     pub cgroup_procs: Vec<PathBuf>,
+    /// An empty network namespace to enter (leased to this run alone).
+    pub netns: PathBuf,
     /// Empty host directory used as the mount point of the box root (in the box's own mount
     /// namespace, so concurrent runs share it).
     pub mountpoint: PathBuf,
@@ -122,14 +125,26 @@ pub fn helper_main(config_json: &str) -> i32 {
 }
 
 fn helper(cfg: &HelperConfig) -> HelperStatus {
+    // Compiled before any fork so the program stage only installs it.
+    let filters = match seccomp::programs() {
+        Ok(f) => f,
+        Err(e) => return HelperStatus::SetupFailed(format!("seccomp policy: {e}")),
+    };
     let me = getpid().to_string();
     for f in &cfg.cgroup_procs {
         if let Err(e) = fs::write(f, &me) {
             return HelperStatus::SetupFailed(format!("joining {}: {e}", f.display()));
         }
     }
+    let net = match fs::File::open(&cfg.netns) {
+        Ok(f) => f,
+        Err(e) => return HelperStatus::SetupFailed(format!("opening the network namespace: {e}")),
+    };
+    if let Err(e) = setns(&net, CloneFlags::CLONE_NEWNET) {
+        return HelperStatus::SetupFailed(format!("entering the network namespace: {e}"));
+    }
+    drop(net);
     let flags = CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWNET
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWCGROUP;
@@ -146,7 +161,7 @@ fn helper(cfg: &HelperConfig) -> HelperStatus {
         Err(e) => HelperStatus::SetupFailed(format!("fork: {e}")),
         Ok(ForkResult::Child) => {
             drop(report_r);
-            let status = init(cfg);
+            let status = init(cfg, &filters);
             let mut w = fs::File::from(report_w);
             let _ = w.write_all(&serde_json::to_vec(&status).unwrap_or_default());
             std::process::exit(0);
@@ -166,7 +181,7 @@ fn helper(cfg: &HelperConfig) -> HelperStatus {
 }
 
 /// Pid 1 of the box.
-fn init(cfg: &HelperConfig) -> HelperStatus {
+fn init(cfg: &HelperConfig, filters: &[BpfProgram]) -> HelperStatus {
     if let Err(e) = unshare(CloneFlags::CLONE_NEWNS) {
         return HelperStatus::SetupFailed(format!("unshare mount namespace: {e}"));
     }
@@ -192,7 +207,7 @@ fn init(cfg: &HelperConfig) -> HelperStatus {
         Err(e) => return HelperStatus::SetupFailed(format!("fork: {e}")),
         Ok(ForkResult::Child) => {
             drop(err_r);
-            let msg = program(cfg, stdin);
+            let msg = program(cfg, stdin, filters);
             let mut w = fs::File::from(err_w);
             let _ = w.write_all(msg.as_bytes());
             std::process::exit(127);
@@ -225,8 +240,8 @@ fn reap_until(main: Pid) -> HelperStatus {
 }
 
 /// Becomes the program; returns only with the reason it could not.
-fn program(cfg: &HelperConfig, stdin: OwnedFd) -> String {
-    match contain_and_exec(cfg, stdin) {
+fn program(cfg: &HelperConfig, stdin: OwnedFd, filters: &[BpfProgram]) -> String {
+    match contain_and_exec(cfg, stdin, filters) {
         Ok(never) => match never {},
         Err(e) => e,
     }
@@ -234,7 +249,11 @@ fn program(cfg: &HelperConfig, stdin: OwnedFd) -> String {
 
 enum Never {}
 
-fn contain_and_exec(cfg: &HelperConfig, stdin: OwnedFd) -> Result<Never, String> {
+fn contain_and_exec(
+    cfg: &HelperConfig,
+    stdin: OwnedFd,
+    filters: &[BpfProgram],
+) -> Result<Never, String> {
     let e = |what: &str| {
         let what = what.to_owned();
         move |err: nix::errno::Errno| format!("{what}: {err}")
@@ -280,9 +299,8 @@ fn contain_and_exec(cfg: &HelperConfig, stdin: OwnedFd) -> Result<Never, String>
     let Some(path) = argv.first() else {
         return Err("empty argv".into());
     };
-    let filters = seccomp::programs()?;
     nix::sys::prctl::set_no_new_privs().map_err(e("no_new_privs"))?;
-    for f in &filters {
+    for f in filters {
         seccompiler::apply_filter(f).map_err(|err| format!("seccomp: {err}"))?;
     }
     execve(path, &argv, &env).map_err(e("execve"))?;
