@@ -114,7 +114,7 @@ fn procs_of(uid: u32) -> Vec<String> {
 fn cgroups_left() -> Vec<String> {
     let prefix = format!("{}-", std::process::id());
     let mut left = Vec::new();
-    for ctl in ["memory", "pids", "cpu", "cpuacct", "freezer", "unified", ""] {
+    for ctl in ["memory", "pids", "cpu", "cpuacct", "unified", ""] {
         let dir = PathBuf::from("/sys/fs/cgroup")
             .join(ctl)
             .join("rlvr-verifier");
@@ -557,6 +557,11 @@ fn hostile_programs_are_contained_while_ordinary_judging_goes_on() {
         left.len() <= before_procs,
         "processes survived their runs: {left:?}"
     );
+    // Emptied groups are removed by a background thread: give it a bounded moment.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while !cgroups_left().is_empty() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert!(
         cgroups_left().is_empty(),
         "cgroups left: {:?}",
