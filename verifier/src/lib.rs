@@ -8,6 +8,9 @@
 //! Tests drive [`app`] in-process with `tower::ServiceExt::oneshot`; the `verifier` binary
 //! serves it on a socket.
 
+// The OpenAPI document is one `serde_json::json!` literal, deeper than the default macro limit.
+#![recursion_limit = "256"]
+
 pub mod http;
 pub mod judge;
 pub mod math;

@@ -163,8 +163,8 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn openapi_json() -> axum::Json<serde_json::Value> {
-    axum::Json(openapi::document())
+async fn openapi_json(State(state): State<AppState>) -> axum::Json<serde_json::Value> {
+    axum::Json(openapi::document(&state.limits))
 }
 
 async fn not_found() -> AppError {

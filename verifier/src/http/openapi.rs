@@ -4,8 +4,12 @@
 
 use serde_json::{Value, json};
 
-/// The document.
-pub fn document() -> Value {
+/// The document, with the batch and size limits in force stated in the schemas.
+pub fn document(limits: &super::Limits) -> Value {
+    let max_math_items = limits.max_batch_items;
+    let max_code_items = limits.max_code_items;
+    let max_tests = limits.max_tests_per_item;
+    let max_code = limits.max_code_bytes;
     let error = |desc: &str| json!({"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApiError"}}}});
     let plain = |desc: &str| json!({"description": desc, "content": {"text/plain": {"schema": {"type": "string"}}}});
     json!({
@@ -87,7 +91,7 @@ pub fn document() -> Value {
                         "code": {"type": "string", "enum": ["bad_request", "unauthorized", "not_found", "method_not_allowed", "payload_too_large", "unprocessable", "too_many_requests", "unavailable", "deadline_exceeded", "internal"]},
                         "message": {"type": "string"}}}}},
                 "GradeMathRequest": {"type": "object", "additionalProperties": false, "required": ["items"], "properties": {
-                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/MathItem"}}}},
+                    "items": {"type": "array", "maxItems": max_math_items, "items": {"$ref": "#/components/schemas/MathItem"}}}},
                 "MathItem": {"type": "object", "additionalProperties": false, "required": ["response", "ground_truth"], "properties": {
                     "id": {"type": "string", "nullable": true},
                     "response": {"type": "string", "description": "the model's full response"},
@@ -114,13 +118,21 @@ pub fn document() -> Value {
                     "extracted": {"type": "string", "nullable": true},
                     "elapsed_us": {"type": "integer", "minimum": 0}}},
                 "JudgeCodeRequest": {"type": "object", "additionalProperties": false, "required": ["items"], "properties": {
-                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/CodeItem"}}}},
-                "CodeItem": {"type": "object", "additionalProperties": false, "required": ["language", "tests"], "properties": {
+                    "items": {"type": "array", "maxItems": max_code_items, "items": {"$ref": "#/components/schemas/CodeItem"}}}},
+                "CodeItem": {"type": "object", "additionalProperties": false, "required": ["language", "tests"],
+                    "allOf": [
+                        {"oneOf": [
+                            {"required": ["source_code"], "properties": {"source_code": {"type": "string"}}},
+                            {"required": ["response"], "properties": {"response": {"type": "string"}}}]},
+                        {"anyOf": [
+                            {"properties": {"language": {"enum": ["python", "python3", "py"]}}},
+                            {"properties": {"tests": {"items": {"$ref": "#/components/schemas/IoTest"}}}}]}],
+                    "properties": {
                     "id": {"type": "string", "nullable": true},
                     "language": {"type": "string", "enum": ["python", "python3", "py", "c", "cpp", "c++", "rust", "rs"]},
-                    "source_code": {"type": "string", "nullable": true, "description": "the program (exactly one of source_code and response)"},
-                    "response": {"type": "string", "nullable": true, "description": "a model response; its last fenced code block is the program"},
-                    "tests": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/CodeTest"}},
+                    "source_code": {"type": "string", "nullable": true, "maxLength": max_code, "description": "the program (exactly one of source_code and response)"},
+                    "response": {"type": "string", "nullable": true, "maxLength": max_code, "description": "a model response; its last fenced code block is the program"},
+                    "tests": {"type": "array", "minItems": 1, "maxItems": max_tests, "items": {"$ref": "#/components/schemas/CodeTest"}},
                     "time_limit_s": {"type": "number", "exclusiveMinimum": true, "minimum": 0, "maximum": 60, "default": 10},
                     "memory_limit_mb": {"type": "integer", "minimum": 16, "maximum": 8192, "default": 1024},
                     "backend": {"type": "string", "enum": ["auto", "wasm", "ns"], "default": "auto"},
@@ -130,12 +142,17 @@ pub fn document() -> Value {
                     "source": {"type": "string", "nullable": true, "description": "ignored"},
                     "notes": {"type": "string", "nullable": true, "description": "ignored"}}},
                 "CodeTest": {"oneOf": [
-                    {"type": "object", "additionalProperties": false, "required": ["expected_stdout"], "properties": {
-                        "stdin": {"type": "string", "default": ""}, "expected_stdout": {"type": "string"}}},
-                    {"type": "object", "additionalProperties": false, "required": ["assert_code"], "properties": {
-                        "assert_code": {"type": "string"}}},
-                    {"type": "object", "additionalProperties": false, "required": ["fn_name", "args_json", "expected_json"], "properties": {
-                        "fn_name": {"type": "string"}, "args_json": {"type": "string"}, "expected_json": {"type": "string"}}}]},
+                    {"$ref": "#/components/schemas/IoTest"},
+                    {"$ref": "#/components/schemas/AssertTest"},
+                    {"$ref": "#/components/schemas/CallTest"}]},
+                "IoTest": {"type": "object", "additionalProperties": false, "required": ["expected_stdout"], "properties": {
+                    "stdin": {"type": "string", "default": ""}, "expected_stdout": {"type": "string"}}},
+                "AssertTest": {"type": "object", "additionalProperties": false, "required": ["assert_code"], "description": "python only", "properties": {
+                    "assert_code": {"type": "string"}}},
+                "CallTest": {"type": "object", "additionalProperties": false, "required": ["fn_name", "args_json", "expected_json"], "description": "python only", "properties": {
+                    "fn_name": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,127}$"},
+                    "args_json": {"type": "string", "description": "JSON text of an array (positional) or object (keyword) of arguments; other text is a 422"},
+                    "expected_json": {"type": "string", "description": "JSON text of the expected result; other text is a 422"}}},
                 "CodeOptions": {"type": "object", "additionalProperties": false, "properties": {
                     "reward": {"type": "string", "enum": ["binary", "pass_rate"], "default": "binary"},
                     "stop_on_first_failure": {"type": "boolean", "default": false},
@@ -163,13 +180,13 @@ pub fn document() -> Value {
                 "JudgeCodeResponse": {"type": "object", "additionalProperties": false, "required": ["results"], "properties": {
                     "results": {"type": "array", "items": {"$ref": "#/components/schemas/CodeResult"}}}},
                 "RunCodeRequest": {"type": "object", "additionalProperties": false, "required": ["code", "language"], "properties": {
-                    "code": {"type": "string"},
+                    "code": {"type": "string", "maxLength": max_code},
                     "language": {"type": "string", "description": "python (python3), cpp, c, rust; others answer SandboxError"},
                     "stdin": {"type": "string", "nullable": true},
                     "compile_timeout": {"type": "number", "default": 10, "exclusiveMinimum": true, "minimum": 0, "maximum": 60},
                     "run_timeout": {"type": "number", "default": 10, "exclusiveMinimum": true, "minimum": 0, "maximum": 60},
-                    "memory_limit_MB": {"type": "integer", "default": -1, "description": "-1 (1024 MiB) or 16..=8192"},
-                    "files": {"type": "object", "additionalProperties": {"type": "string", "format": "byte"}},
+                    "memory_limit_MB": {"anyOf": [{"type": "integer", "enum": [-1]}, {"type": "integer", "minimum": 16, "maximum": 8192}], "default": -1, "description": "-1 (1024 MiB) or 16..=8192"},
+                    "files": {"type": "object", "additionalProperties": {"type": "string", "format": "byte"}, "description": "relative path (no '..', no empty component) under /src → base64 content; other paths answer SandboxError"},
                     "fetch_files": {"type": "array", "items": {"type": "string"}, "maxItems": 0}}},
                 "CommandRunResult": {"type": "object", "additionalProperties": false, "required": ["status"], "properties": {
                     "status": {"type": "string", "enum": ["Finished", "Error", "TimeLimitExceeded"]},
