@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use crate::{ApiError, GradeMathRequest, GradeMathResponse, route};
+use crate::{
+    ApiError, GradeMathRequest, GradeMathResponse, JudgeCodeRequest, JudgeCodeResponse, route,
+};
 
 /// Errors from [`VerifierClient`].
 #[derive(Debug, thiserror::Error)]
@@ -184,27 +186,42 @@ impl VerifierClient {
         &self,
         req: &GradeMathRequest,
     ) -> Result<GradeMathResponse, ClientError> {
+        let out: GradeMathResponse = self.post_retrying(route::MATH_GRADE, req).await?;
+        check_len(out.results.len(), req.items.len())?;
+        Ok(out)
+    }
+
+    /// `POST /v1/code/judge`, retried per the policy (a failing program is a verdict in the
+    /// answer, never an error here).
+    pub async fn judge_code(
+        &self,
+        req: &JudgeCodeRequest,
+    ) -> Result<JudgeCodeResponse, ClientError> {
+        let out: JudgeCodeResponse = self.post_retrying(route::CODE_JUDGE, req).await?;
+        check_len(out.results.len(), req.items.len())?;
+        Ok(out)
+    }
+
+    /// POSTs `req` as JSON to `path`, moving to the next replica and backing off after
+    /// connection errors, 429 and 503; other statuses fail at once.
+    async fn post_retrying<Q, R>(&self, path: &str, req: &Q) -> Result<R, ClientError>
+    where
+        Q: serde::Serialize + ?Sized,
+        R: serde::de::DeserializeOwned,
+    {
         let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut attempt = 0u32;
         loop {
             let last = attempt + 1 >= self.retry.max_attempts;
-            let url = format!("{}{}", self.base_for(start, attempt), route::MATH_GRADE);
+            let url = format!("{}{}", self.base_for(start, attempt), path);
             match self.http.post(&url).json(req).send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     if resp.status().is_success() {
-                        let out: GradeMathResponse = resp
+                        return resp
                             .json()
                             .await
-                            .map_err(|e| ClientError::Decode(e.to_string()))?;
-                        if out.results.len() != req.items.len() {
-                            return Err(ClientError::Decode(format!(
-                                "{} results for {} items",
-                                out.results.len(),
-                                req.items.len()
-                            )));
-                        }
-                        return Ok(out);
+                            .map_err(|e| ClientError::Decode(e.to_string()));
                     }
                     let retryable = status == 429 || status == 503;
                     if !retryable || last {
@@ -226,6 +243,17 @@ impl VerifierClient {
             tokio::time::sleep(self.retry.delay(attempt)).await;
             attempt += 1;
         }
+    }
+}
+
+/// A batch answer must have one result per item.
+fn check_len(results: usize, items: usize) -> Result<(), ClientError> {
+    if results == items {
+        Ok(())
+    } else {
+        Err(ClientError::Decode(format!(
+            "{results} results for {items} items"
+        )))
     }
 }
 

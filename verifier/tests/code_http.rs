@@ -313,3 +313,31 @@ async fn run_code_over_a_real_socket_with_files() {
     assert_eq!(v["run_result"]["stdout"], "hello\n");
     server.abort();
 }
+
+#[tokio::test]
+async fn the_typed_client_judges_code_over_a_socket() {
+    let Some(state) = state() else { return };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app(state)).await });
+    let client = protocol::client::VerifierClient::new(&format!("http://{addr}")).unwrap();
+    let req: protocol::JudgeCodeRequest = serde_json::from_value(json!({"items": [
+        {"id": "a", "language": "python", "source_code": "print(input()[::-1])", "tests": [{"stdin": "abc", "expected_stdout": "cba"}]},
+        {"id": "b", "language": "c", "source_code": "int main(){return 3;}", "tests": [{"expected_stdout": ""}]}
+    ]}))
+    .unwrap();
+    let out = client.judge_code(&req).await.unwrap();
+    let got: Vec<_> = out
+        .results
+        .iter()
+        .map(|r| (r.id.as_deref(), r.verdict))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Some("a"), protocol::CodeVerdict::Accepted),
+            (Some("b"), protocol::CodeVerdict::RuntimeError)
+        ]
+    );
+    server.abort();
+}
