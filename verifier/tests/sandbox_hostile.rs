@@ -552,6 +552,8 @@ fn hostile_programs_are_contained_while_ordinary_judging_goes_on() {
             .is_err(),
         "a box reached the host listener"
     );
+    // Dropping the judge stops the backend: its spare helpers and their cgroups go too.
+    drop(judge);
     let left = procs_of(uid);
     assert!(
         left.len() <= before_procs,
@@ -779,18 +781,35 @@ fn a_helper_killed_from_outside_fails_only_its_run() {
     let victim = spec(format!("import time\ntime.sleep(30)  # {nonce}\n"));
     std::thread::scope(|s| {
         let run = s.spawn(|| ns.run(&victim));
-        // Find the helper by the nonce in its command line (bounded wait), then SIGKILL it.
+        // Find the program by the nonce in its command line (bounded wait); its parent is the
+        // box's init and the init's parent is the helper: SIGKILL the helper.
+        let ppid = |pid: i32| -> Option<i32> {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()?
+                .lines()
+                .find_map(|l| l.strip_prefix("PPid:"))?
+                .trim()
+                .parse()
+                .ok()
+        };
         let mut killed = false;
         for _ in 0..200 {
             for e in std::fs::read_dir("/proc").unwrap().flatten() {
                 let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
                 let cmd = String::from_utf8_lossy(&cmd);
-                if cmd.contains("__sandbox-helper")
-                    && cmd.contains(&nonce)
-                    && let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>()
-                {
+                if !cmd.contains(&nonce) || cmd.contains("__sandbox-helper") {
+                    continue;
+                }
+                let helper = e
+                    .file_name()
+                    .to_string_lossy()
+                    .parse::<i32>()
+                    .ok()
+                    .and_then(ppid)
+                    .and_then(ppid);
+                if let Some(h) = helper {
                     let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
+                        nix::unistd::Pid::from_raw(h),
                         nix::sys::signal::Signal::SIGKILL,
                     );
                     killed = true;

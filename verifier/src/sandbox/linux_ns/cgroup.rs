@@ -150,11 +150,10 @@ impl CgroupRoot {
                     kind: Kind::V2 { dir: dir.clone() },
                     remover,
                 };
-                write(&dir, "memory.max", limits.memory_bytes)?;
                 write_optional(&dir, "memory.swap.max", 0);
                 write_optional(&dir, "memory.oom.group", 1);
-                write(&dir, "pids.max", limits.pids)?;
                 let _ = fs::write(dir.join("cpu.max"), "100000 100000");
+                group.apply_limits(limits)?;
                 Ok(group)
             }
             CgroupRoot::V1 {
@@ -197,12 +196,8 @@ impl CgroupRoot {
                     },
                     remover,
                 };
-                let mem = sub(memory);
-                write(&mem, "memory.limit_in_bytes", limits.memory_bytes)?;
-                // Swap accounting may be off (no memsw files); with no swap that is harmless.
-                write_optional(&mem, "memory.memsw.limit_in_bytes", limits.memory_bytes);
-                write_optional(&mem, "memory.swappiness", 0);
-                write(&sub(pids), "pids.max", limits.pids)?;
+                write_optional(&sub(memory), "memory.swappiness", 0);
+                group.apply_limits(limits)?;
                 if let Some(c) = cpu {
                     let d = sub(c);
                     write_optional(&d, "cpu.cfs_period_us", 100_000);
@@ -246,6 +241,29 @@ pub struct RunCgroup {
 }
 
 impl RunCgroup {
+    /// Sets the memory (swap included) and process limits; a group made ahead of its run gets
+    /// the run's limits this way.
+    pub fn apply_limits(&self, limits: &RunLimits) -> Result<(), SandboxError> {
+        let m = limits.memory_bytes;
+        match &self.kind {
+            Kind::V2 { dir } => {
+                write(dir, "memory.max", m)?;
+                write(dir, "pids.max", limits.pids)
+            }
+            Kind::V1 { memory, pids, .. } => {
+                // v1 keeps memory ≤ memory+swap: raising goes memsw first, lowering mem first.
+                if fs::write(memory.join("memory.limit_in_bytes"), m.to_string()).is_err() {
+                    // Swap accounting may be off (no memsw files); with no swap that is harmless.
+                    write_optional(memory, "memory.memsw.limit_in_bytes", m);
+                    write(memory, "memory.limit_in_bytes", m)?;
+                }
+                write_optional(memory, "memory.memsw.limit_in_bytes", m);
+                write(pids, "pids.max", limits.pids)
+            }
+            Kind::V1Partial => Err(SandboxError::Setup("cgroup incomplete".into())),
+        }
+    }
+
     /// The `cgroup.procs` files a process writes its pid to, to join the group everywhere.
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()

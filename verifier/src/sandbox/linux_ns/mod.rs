@@ -15,12 +15,12 @@ mod netns;
 mod seccomp;
 
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use protocol::Backend;
@@ -72,12 +72,79 @@ pub struct NsSandbox {
     mountpoint: PathBuf,
     runs: AtomicU64,
     netns: netns::NetnsPool,
-    remover: cgroup::Remover,
+    spares: Arc<SparePool>,
+    refill: Mutex<Option<mpsc::Sender<()>>>,
+    refiller: Mutex<Option<std::thread::JoinHandle<()>>>,
+    remover: Arc<cgroup::Remover>,
 }
 
 impl Drop for NsSandbox {
     fn drop(&mut self) {
+        drop(lock(&self.refill).take());
+        if let Some(t) = lock(&self.refiller).take() {
+            let _ = t.join();
+        }
+        for mut spare in std::mem::take(&mut *lock(&self.spares.idle)) {
+            let _ = spare.child.kill();
+            let _ = spare.child.wait();
+        }
         self.remover.finish();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A helper started ahead of its run: already in its own fresh cgroup, waiting for its
+/// configuration on standard input.
+#[derive(Debug)]
+struct Spare {
+    child: std::process::Child,
+    group: cgroup::RunCgroup,
+}
+
+/// Spares, kept topped up by a background thread so that creating a cgroup, starting the
+/// helper and moving it into the cgroup happen off the runs' critical path. Moving a process
+/// into a cgroup right after the host's cgroups were idle waits for an RCU grace period
+/// (about 15 ms here), which a run would otherwise pay whenever runs are more than ~20 ms
+/// apart.
+#[derive(Debug)]
+struct SparePool {
+    idle: Mutex<Vec<Spare>>,
+    target: usize,
+    helper: PathBuf,
+    cgroups: CgroupRoot,
+    remover: Arc<cgroup::Remover>,
+}
+
+impl SparePool {
+    fn spawn(&self) -> Result<Spare, SandboxError> {
+        let n = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{}-{n}", std::process::id());
+        let placeholder = super::RunLimits::for_run(Duration::from_secs(10), 1 << 30);
+        let group = self.cgroups.create(&name, &placeholder, &self.remover)?;
+        let procs = serde_json::to_string(&group.procs_files())
+            .map_err(|e| SandboxError::Setup(format!("helper configuration: {e}")))?;
+        let child = Command::new(&self.helper)
+            .arg(HELPER_ARG)
+            .arg(procs)
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| SandboxError::Setup(format!("spawning the helper: {e}")))?;
+        Ok(Spare { child, group })
+    }
+
+    fn refill(&self) {
+        while lock(&self.idle).len() < self.target {
+            match self.spawn() {
+                Ok(s) => lock(&self.idle).push(s),
+                Err(_) => break,
+            }
+        }
     }
 }
 
@@ -115,13 +182,37 @@ impl NsSandbox {
             .recursive(true)
             .mode(0o700)
             .create(&mountpoint)?;
+        let remover = Arc::new(cgroup::Remover::new());
+        let spares = Arc::new(SparePool {
+            idle: Mutex::new(Vec::new()),
+            target: std::thread::available_parallelism()
+                .map_or(2, usize::from)
+                .max(2),
+            helper: cfg.helper.clone(),
+            cgroups: cgroups.clone(),
+            remover: Arc::clone(&remover),
+        });
+        let (tx, rx) = mpsc::channel::<()>();
+        let pool = Arc::clone(&spares);
+        let refiller = std::thread::Builder::new()
+            .name("sandbox-spares".into())
+            .spawn(move || {
+                pool.refill();
+                while rx.recv().is_ok() {
+                    pool.refill();
+                }
+            })
+            .ok();
         Ok(NsSandbox {
             cfg,
             cgroups,
             mountpoint,
             runs: AtomicU64::new(0),
             netns: netns::NetnsPool::default(),
-            remover: cgroup::Remover::new(),
+            refill: Mutex::new(refiller.as_ref().map(|_| tx)),
+            refiller: Mutex::new(refiller),
+            spares,
+            remover,
         })
     }
 
@@ -138,6 +229,18 @@ impl NsSandbox {
     /// Runs started so far.
     pub fn runs(&self) -> u64 {
         self.runs.load(Ordering::Relaxed)
+    }
+
+    /// A spare helper (or a new one when none is ready), and a nudge to make more.
+    fn take_spare(&self) -> Result<Spare, SandboxError> {
+        let spare = lock(&self.spares.idle).pop();
+        if let Some(tx) = lock(&self.refill).as_ref() {
+            let _ = tx.send(());
+        }
+        match spare {
+            Some(s) => Ok(s),
+            None => self.spares.spawn(),
+        }
     }
 }
 
@@ -184,18 +287,21 @@ impl Sandbox for NsSandbox {
     fn run(&self, spec: &RunSpec) -> Result<RunOutcome, SandboxError> {
         let n = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
         self.runs.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{}-{n}", std::process::id());
-        let run_dir = self.cfg.work_dir.join(format!("run-{name}"));
+        let run_dir = self
+            .cfg
+            .work_dir
+            .join(format!("run-{}-{n}", std::process::id()));
         fs::DirBuilder::new().mode(0o700).create(&run_dir)?;
         let _cleanup = RemoveDir(run_dir.clone());
         let stdin_file = run_dir.join("stdin");
         fs::write(&stdin_file, &spec.stdin)?;
         let status_file = run_dir.join("status");
         let limits = spec.limits;
-        let group = self.cgroups.create(&name, &limits, &self.remover)?;
+        let Spare { mut child, group } = self.take_spare()?;
+        group.apply_limits(&limits)?;
         let net = self.netns.acquire()?;
         let cfg = HelperConfig {
-            cgroup_procs: group.procs_files(),
+            cgroup_procs: Vec::new(),
             netns: net.path(),
             mountpoint: self.mountpoint.clone(),
             status_file: status_file.clone(),
@@ -222,16 +328,23 @@ impl Sandbox for NsSandbox {
         };
         let json = serde_json::to_string(&cfg)
             .map_err(|e| SandboxError::Setup(format!("helper configuration: {e}")))?;
+        let helper_pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let stop_helper = || {
+            let _ = nix::sys::signal::kill(helper_pid, nix::sys::signal::Signal::SIGKILL);
+        };
+        let sent = child
+            .stdin
+            .take()
+            .ok_or_else(|| std::io::Error::other("helper stdin missing"))
+            .and_then(|mut w| w.write_all(format!("{json}\n").as_bytes()));
+        if let Err(e) = sent {
+            stop_helper();
+            let _ = child.wait();
+            return Err(SandboxError::Setup(format!(
+                "handing the run to its helper: {e}"
+            )));
+        }
         let start = Instant::now();
-        let mut child = Command::new(&self.cfg.helper)
-            .arg(HELPER_ARG)
-            .arg(json)
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| SandboxError::Setup(format!("spawning the helper: {e}")))?;
         let (tx, rx) = mpsc::channel();
         let (out, err) = (child.stdout.take(), child.stderr.take());
         let (Some(out), Some(err)) = (out, err) else {
@@ -256,12 +369,14 @@ impl Sandbox for NsSandbox {
                 Ok(Event::Exited) => break,
                 Ok(Event::OutputCap) => {
                     output_cap = true;
+                    stop_helper();
                     group.kill_all()?;
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if !timed_out && !output_cap {
                         timed_out = true;
                     }
+                    stop_helper();
                     group.kill_all()?;
                     // The helper is in the group: its exit follows at once.
                     match rx.recv_timeout(Duration::from_secs(5)) {
