@@ -212,6 +212,49 @@ fn main() {
             ));
         }
     }
+    // The judge's own shape: a program file in `/src` run as `python3 -B /src/main.py`, where
+    // the wasm backend serves runs from spare (pre-started) interpreters.
+    std::fs::write(format!("{BENCH_DIR}/main.py"), "pass\n").expect("write main.py");
+    let host_main = format!("{BENCH_DIR}/main.py");
+    let judged = ["/usr/bin/python3", "-B", "/bench/main.py"];
+    let judged_host = ["/usr/bin/python3", "-B", host_main.as_str()];
+    rows.push((
+        "python3 -B main.py (`pass`, the judge's shape) | bare fork/exec".into(),
+        time(bare(&judged_host)),
+    ));
+    if let Ok(ns) = &ns {
+        rows.push((
+            "python3 -B main.py (`pass`, the judge's shape) | ours: ns".into(),
+            time(sandboxed(ns, &judged)),
+        ));
+    }
+    #[cfg(feature = "wasm")]
+    if let Some(w) = &wasm {
+        let mut spec = spec(&["/usr/bin/python3", "-B", "/src/main.py"]);
+        spec.binds = vec![verifier::sandbox::Bind {
+            host: PathBuf::from(BENCH_DIR),
+            inside: "/src".into(),
+            writable: false,
+        }];
+        let before = w.spare_runs();
+        let run = || {
+            let out = w.run(&spec).expect("wasm run");
+            assert_eq!(out.exit, verifier::sandbox::Exit::Code(0), "{out:?}");
+        };
+        rows.push((
+            "python3 -B main.py (`pass`, the judge's shape) | ours: wasm, spare interpreters, back to back".into(),
+            time(run),
+        ));
+        rows.push((
+            "python3 -B main.py (`pass`, the judge's shape) | ours: wasm, spare interpreters, 50 ms apart".into(),
+            time_after_idle(run),
+        ));
+        println!(
+            "wasm spare interpreters served {} of the {} judge-shape runs",
+            w.spare_runs() - before,
+            2 * (RUNS + 1)
+        );
+    }
     #[cfg(feature = "wasm")]
     {
         use verifier::sandbox::wasm::{WasmConfig, WasmSandbox};

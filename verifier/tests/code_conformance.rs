@@ -76,12 +76,11 @@ fn conformance_python_cases_pass_on_the_wasm_backend() {
         .into_iter()
         .filter(|i| i.language == protocol::Language::Python)
         .collect();
-    run_cases(
-        &Judge::new(Ok(ns)).with_wasm(Ok(w)),
-        items,
-        BackendChoice::Wasm,
-        "wasm",
-    );
+    let judge = Judge::new(Ok(ns)).with_wasm(Ok(w));
+    run_cases(&judge, items, BackendChoice::Wasm, "wasm");
+    let served = judge.wasm_spare_runs();
+    eprintln!("wasm: {served} runs served by spare interpreters");
+    assert!(served > 0, "no run used a spare interpreter");
 }
 
 #[cfg(feature = "wasm")]

@@ -64,6 +64,8 @@ pub struct Judge {
     ns: Option<Arc<NsSandbox>>,
     ns_error: Option<String>,
     wasm: Option<Arc<dyn Sandbox>>,
+    #[cfg(feature = "wasm")]
+    wasm_spares: Option<Arc<crate::sandbox::wasm::WasmSandbox>>,
     wasm_error: Option<String>,
     tools: Toolchains,
     work_dir: PathBuf,
@@ -128,6 +130,8 @@ impl Judge {
             ns,
             ns_error,
             wasm: None,
+            #[cfg(feature = "wasm")]
+            wasm_spares: None,
             wasm_error: Some("the wasm backend was not loaded".into()),
             tools: Toolchains::detect(),
             work_dir,
@@ -144,15 +148,27 @@ impl Judge {
     ) -> Judge {
         match wasm {
             Ok(w) => {
-                self.wasm = Some(Arc::new(w));
+                let w = Arc::new(w);
+                self.wasm = Some(Arc::clone(&w) as Arc<dyn Sandbox>);
+                self.wasm_spares = Some(w);
                 self.wasm_error = None;
             }
             Err(e) => {
                 self.wasm = None;
+                self.wasm_spares = None;
                 self.wasm_error = Some(e.to_string());
             }
         }
         self
+    }
+
+    /// Runs the wasm backend served from spare (pre-started) interpreters.
+    pub fn wasm_spare_runs(&self) -> u64 {
+        #[cfg(feature = "wasm")]
+        if let Some(w) = &self.wasm_spares {
+            return w.spare_runs();
+        }
+        0
     }
 
     /// Why the wasm backend is not loaded, if it is not.

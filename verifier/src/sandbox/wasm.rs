@@ -22,7 +22,8 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use protocol::Backend;
@@ -84,12 +85,31 @@ struct RunState {
     limiter: Limiter,
 }
 
-/// Memory limiter that remembers refusing.
-#[derive(Debug)]
-struct Limiter {
-    memory_bytes: usize,
-    denied: bool,
-    peak: usize,
+/// Memory limiter that remembers refusing. Its state is shared so a run can set the limit
+/// and read the outcome while the store is borrowed by the running guest.
+#[derive(Debug, Clone, Default)]
+struct Limiter(Arc<LimitState>);
+
+#[derive(Debug, Default)]
+struct LimitState {
+    memory_bytes: AtomicUsize,
+    denied: AtomicBool,
+    peak: AtomicUsize,
+}
+
+impl Limiter {
+    fn new(memory_bytes: u64) -> Limiter {
+        let l = Limiter::default();
+        l.set_limit(memory_bytes);
+        l
+    }
+
+    fn set_limit(&self, memory_bytes: u64) {
+        self.0.memory_bytes.store(
+            usize::try_from(memory_bytes).unwrap_or(usize::MAX),
+            Ordering::Relaxed,
+        );
+    }
 }
 
 impl ResourceLimiter for Limiter {
@@ -99,11 +119,11 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_bytes {
-            self.denied = true;
+        if desired > self.0.memory_bytes.load(Ordering::Relaxed) {
+            self.0.denied.store(true, Ordering::Relaxed);
             return Ok(false);
         }
-        self.peak = self.peak.max(desired);
+        self.0.peak.fetch_max(desired, Ordering::Relaxed);
         Ok(true)
     }
 
@@ -121,6 +141,7 @@ impl ResourceLimiter for Limiter {
 pub struct WasmSandbox {
     engine: Engine,
     pre: InstancePre<RunState>,
+    spares: Arc<Spares>,
     runs: AtomicU64,
     loaded_from_cache: bool,
     load_time: Duration,
@@ -135,6 +156,47 @@ impl std::fmt::Debug for WasmSandbox {
             .field("load_time", &self.load_time)
             .field("module_time", &self.module_time)
             .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of a finished (or timed-out) guest run.
+fn outcome(
+    result: Result<wasmtime::Result<()>, tokio::time::error::Elapsed>,
+    wall: Duration,
+    stdout: &MemoryOutputPipe,
+    stderr: &MemoryOutputPipe,
+    limits: &super::RunLimits,
+    limiter: &Limiter,
+) -> RunOutcome {
+    let out = stdout.contents().to_vec();
+    let mut err = stderr.contents().to_vec();
+    let stdout_truncated = out.len() >= limits.stdout_bytes;
+    let stderr_truncated = err.len() >= limits.stderr_bytes;
+    let (exit, timed_out) = match result {
+        Err(_elapsed) => (Exit::Killed, true),
+        Ok(Ok(())) => (Exit::Code(0), false),
+        Ok(Err(e)) => match e.downcast_ref::<I32Exit>() {
+            Some(code) => (Exit::Code(code.0), false),
+            None => {
+                // A trap (stack overflow, unreachable, …) is the wasm form of a crash.
+                if err.len() < limits.stderr_bytes {
+                    err.extend_from_slice(format!("\nwasm trap: {e}\n").as_bytes());
+                }
+                (Exit::Signal(6), false)
+            }
+        },
+    };
+    RunOutcome {
+        exit,
+        timed_out,
+        oom_killed: limiter.0.denied.load(Ordering::Relaxed),
+        stdout: out,
+        stdout_truncated,
+        stderr: err,
+        stderr_truncated,
+        wall,
+        cpu: None,
+        memory_peak: Some(limiter.0.peak.load(Ordering::Relaxed) as u64),
     }
 }
 
@@ -210,14 +272,21 @@ impl WasmSandbox {
                 }
             })
             .map_err(setup)?;
-        Ok(WasmSandbox {
+        let sandbox = WasmSandbox {
             engine,
             pre,
+            spares: Arc::new(Spares::default()),
             runs: AtomicU64::new(0),
             loaded_from_cache,
             load_time: start.elapsed(),
             module_time,
-        })
+        };
+        sandbox.start_refill(
+            std::thread::available_parallelism()
+                .map_or(2, usize::from)
+                .max(2),
+        );
+        Ok(sandbox)
     }
 
     /// Whether the compiled module came from the on-disk cache.
@@ -238,6 +307,19 @@ impl WasmSandbox {
     /// Runs started so far.
     pub fn runs(&self) -> u64 {
         self.runs.load(Ordering::Relaxed)
+    }
+
+    /// Runs served by a spare (pre-started) interpreter so far.
+    pub fn spare_runs(&self) -> u64 {
+        self.spares.served.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for WasmSandbox {
+    fn drop(&mut self) {
+        // Ends the refill thread, and every idle spare (its handover channel closes).
+        drop(lock(&self.spares.refill).take());
+        lock(&self.spares.idle).clear();
     }
 }
 
@@ -261,6 +343,9 @@ impl Sandbox for WasmSandbox {
 
     fn run(&self, spec: &RunSpec) -> Result<RunOutcome, SandboxError> {
         self.runs.fetch_add(1, Ordering::Relaxed);
+        if let Some(outcome) = self.try_spare(spec)? {
+            return Ok(outcome);
+        }
         let limits = spec.limits;
         let stdout = MemoryOutputPipe::new(limits.stdout_bytes);
         let stderr = MemoryOutputPipe::new(limits.stderr_bytes);
@@ -284,15 +369,12 @@ impl Sandbox for WasmSandbox {
             b.preopened_dir(&bind.host, &bind.inside, perms)
                 .map_err(setup)?;
         }
+        let limiter = Limiter::new(limits.memory_bytes);
         let mut store = Store::new(
             &self.engine,
             RunState {
                 wasi: b.build_p1(),
-                limiter: Limiter {
-                    memory_bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
-                    denied: false,
-                    peak: 0,
-                },
+                limiter: limiter.clone(),
             },
         );
         store.limiter(|s| &mut s.limiter);
@@ -312,37 +394,233 @@ impl Sandbox for WasmSandbox {
             })
             .await
         });
-        let wall = start.elapsed();
-        let out = stdout.contents().to_vec();
-        let mut err = stderr.contents().to_vec();
-        let stdout_truncated = out.len() >= limits.stdout_bytes;
-        let stderr_truncated = err.len() >= limits.stderr_bytes;
-        let (exit, timed_out) = match result {
-            Err(_elapsed) => (Exit::Killed, true),
-            Ok(Ok(())) => (Exit::Code(0), false),
-            Ok(Err(e)) => match e.downcast_ref::<I32Exit>() {
-                Some(code) => (Exit::Code(code.0), false),
-                None => {
-                    // A trap (stack overflow, unreachable, …) is the wasm form of a crash.
-                    if err.len() < limits.stderr_bytes {
-                        err.extend_from_slice(format!("\nwasm trap: {e}\n").as_bytes());
-                    }
-                    (Exit::Signal(6), false)
-                }
-            },
-        };
-        let state = store.data();
-        Ok(RunOutcome {
-            exit,
-            timed_out,
-            oom_killed: state.limiter.denied,
-            stdout: out,
-            stdout_truncated,
-            stderr: err,
-            stderr_truncated,
-            wall,
-            cpu: None,
-            memory_peak: Some(state.limiter.peak as u64),
-        })
+        Ok(outcome(
+            result,
+            start.elapsed(),
+            &stdout,
+            &stderr,
+            &limits,
+            &limiter,
+        ))
     }
+}
+
+/// Python run by a spare interpreter: reads `"<len> <file name>\n"`, that many bytes of
+/// source, then leaves the rest of stdin to the program, which it runs as `__main__` with
+/// `sys.argv == [file name]` and `sys.path[0] == "/src"`.
+const BOOTSTRAP: &str = r#"import sys as _s
+def _rlvr_load():
+    n, name = _s.stdin.buffer.readline().split(b" ", 1)
+    name = name.strip().decode()
+    code = compile(_s.stdin.buffer.read(int(n)), name, "exec")
+    _s.argv[:] = [name]
+    _s.path[0] = "/src"
+    globals()["__file__"] = name
+    return code
+_rlvr_code = _rlvr_load()
+del _rlvr_load, _s
+exec(_rlvr_code)
+"#;
+
+/// Output caps spare interpreters are built with (those of [`super::RunLimits::for_run`]).
+const SPARE_CAPS: (usize, usize) = (8 << 20, 1 << 20);
+
+/// A run handed to a spare interpreter.
+struct Handover {
+    name: String,
+    source: Vec<u8>,
+    stdin: Vec<u8>,
+    limits: super::RunLimits,
+    done: std::sync::mpsc::Sender<RunOutcome>,
+}
+
+/// CPython instances started ahead of their runs: each has finished the interpreter's
+/// start-up (about 20 ms of wasm) and waits, on its own thread, for a program on stdin. A
+/// spare serves exactly one run and is then dropped, so runs share nothing; the start-up
+/// leaves the runs' critical path (not the machine: the CPU is spent either way).
+#[derive(Default)]
+struct Spares {
+    served: AtomicU64,
+    idle: std::sync::Mutex<Vec<tokio::sync::oneshot::Sender<Handover>>>,
+    env: std::sync::Mutex<Option<Vec<(String, String)>>>,
+    refill: std::sync::Mutex<Option<std::sync::mpsc::Sender<()>>>,
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl WasmSandbox {
+    /// Runs `spec` on a spare interpreter when it has the judge's usual shape (`python -B
+    /// /src/FILE`, `/src` read-only, the standard output caps, the environment spares are
+    /// built with); `None` means "run it the ordinary way".
+    fn try_spare(&self, spec: &RunSpec) -> Result<Option<RunOutcome>, SandboxError> {
+        let limits = spec.limits;
+        let [_, flag, path] = &spec.argv[..] else {
+            return Ok(None);
+        };
+        let (Some(name), [bind]) = (path.strip_prefix("/src/"), &spec.binds[..]) else {
+            return Ok(None);
+        };
+        if flag != "-B"
+            || name.contains('/')
+            || bind.inside != "/src"
+            || bind.writable
+            || (limits.stdout_bytes, limits.stderr_bytes) != SPARE_CAPS
+        {
+            return Ok(None);
+        }
+        {
+            let mut env = lock(&self.spares.env);
+            match env.as_ref() {
+                None => {
+                    *env = Some(spec.env.clone());
+                    drop(env);
+                    self.nudge();
+                    return Ok(None);
+                }
+                Some(e) if *e != spec.env => return Ok(None),
+                Some(_) => {}
+            }
+        }
+        let spare = lock(&self.spares.idle).pop();
+        self.nudge();
+        let Some(spare) = spare else {
+            return Ok(None);
+        };
+        let source = std::fs::read(bind.host.join(name))?;
+        let (done, result) = std::sync::mpsc::channel();
+        let handover = Handover {
+            name: path.clone(),
+            source,
+            stdin: spec.stdin.clone(),
+            limits,
+            done,
+        };
+        if spare.send(handover).is_err() {
+            // That spare died during its start-up: run the ordinary way.
+            return Ok(None);
+        }
+        self.spares.served.fetch_add(1, Ordering::Relaxed);
+        result
+            .recv_timeout(limits.wall + Duration::from_secs(30))
+            .map(Some)
+            .map_err(|_| SandboxError::Setup("the spare interpreter did not report".into()))
+    }
+
+    /// Asks the refill thread to top the spares up.
+    fn nudge(&self) {
+        if let Some(tx) = lock(&self.spares.refill).as_ref() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Starts the thread that keeps `target` spares ready.
+    fn start_refill(&self, target: usize) {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let spares = Arc::clone(&self.spares);
+        let (engine, pre) = (self.engine.clone(), self.pre.clone());
+        let started = std::thread::Builder::new()
+            .name("wasm-spares".into())
+            .spawn(move || {
+                let mut seed = 1u128 << 64;
+                while rx.recv().is_ok() {
+                    let Some(env) = lock(&spares.env).clone() else {
+                        continue;
+                    };
+                    while lock(&spares.idle).len() < target {
+                        let (htx, hrx) = tokio::sync::oneshot::channel();
+                        let (engine, pre, env) = (engine.clone(), pre.clone(), env.clone());
+                        seed += 1;
+                        let s = seed;
+                        let ok = std::thread::Builder::new()
+                            .name("wasm-spare".into())
+                            .spawn(move || spare_main(&engine, &pre, &env, hrx, s))
+                            .is_ok();
+                        if !ok {
+                            break;
+                        }
+                        lock(&spares.idle).push(htx);
+                    }
+                }
+            })
+            .is_ok();
+        if started {
+            *lock(&self.spares.refill) = Some(tx);
+        }
+    }
+}
+
+/// One spare interpreter: start CPython, wait for a run, serve it, report, end.
+fn spare_main(
+    engine: &Engine,
+    pre: &InstancePre<RunState>,
+    env: &[(String, String)],
+    handover: tokio::sync::oneshot::Receiver<Handover>,
+    seed: u128,
+) {
+    use tokio::io::AsyncWriteExt;
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    else {
+        return;
+    };
+    rt.block_on(async move {
+        let (mut writer, reader) = tokio::io::duplex(1 << 16);
+        let stdout = MemoryOutputPipe::new(SPARE_CAPS.0);
+        let stderr = MemoryOutputPipe::new(SPARE_CAPS.1);
+        let mut b = WasiCtxBuilder::new();
+        b.args(&["python", "-B", "-c", BOOTSTRAP]);
+        for (k, v) in env {
+            b.env(k, v);
+        }
+        b.stdin(wasmtime_wasi::cli::AsyncStdinStream::new(reader));
+        b.stdout(stdout.clone());
+        b.stderr(stderr.clone());
+        b.insecure_random_seed(seed);
+        // Start-up runs under a generous limit; the run's own limit applies from the handover.
+        let limiter = Limiter::new(1 << 30);
+        let mut store = Store::new(
+            engine,
+            RunState {
+                wasi: b.build_p1(),
+                limiter: limiter.clone(),
+            },
+        );
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+        let guest = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            let main = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+            main.call_async(&mut store, ()).await
+        };
+        tokio::pin!(guest);
+        // Let CPython start until it blocks reading stdin; stop if the sandbox goes away.
+        let h = tokio::select! {
+            biased;
+            h = handover => match h {
+                Ok(h) => h,
+                Err(_) => return,
+            },
+            _ = &mut guest => return,
+        };
+        limiter.set_limit(h.limits.memory_bytes);
+        limiter.0.denied.store(false, Ordering::Relaxed);
+        let mut data = format!("{} {}\n", h.source.len(), h.name).into_bytes();
+        data.extend_from_slice(&h.source);
+        data.extend_from_slice(&h.stdin);
+        let feeder = tokio::spawn(async move {
+            let _ = writer.write_all(&data).await;
+            let _ = writer.shutdown().await;
+        });
+        let start = Instant::now();
+        let result = tokio::time::timeout(h.limits.wall, &mut guest).await;
+        let wall = start.elapsed();
+        feeder.abort();
+        let _ = h
+            .done
+            .send(outcome(result, wall, &stdout, &stderr, &h.limits, &limiter));
+    });
 }
