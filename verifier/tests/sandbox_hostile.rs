@@ -705,6 +705,35 @@ fn hostile_python_is_contained_by_the_wasm_backend() {
             256,
             &[AC],
         ),
+        // Spare interpreters end a normal run without the interpreter's teardown: atexit
+        // output and unflushed prints must still arrive, and exit codes must still count.
+        wasm(
+            "atexit-output",
+            "import atexit, sys\natexit.register(lambda: print('late'))\nsys.stdout.write('early\\n')\n",
+            "",
+            "early\nlate\n",
+            5.0,
+            256,
+            &[AC],
+        ),
+        wasm(
+            "sys-exit-3",
+            "import sys\nprint(1)\nsys.exit(3)\n",
+            "",
+            "1\n",
+            5.0,
+            256,
+            &[RE],
+        ),
+        wasm(
+            "reads-stdin",
+            "import sys\nprint(sum(int(x) for x in sys.stdin.read().split()))\n",
+            "1 2 3\n4\n",
+            "10\n",
+            5.0,
+            256,
+            &[AC],
+        ),
         // The point is the host: a guest stack overflow must trap, never crash the verifier.
         wasm(
             "deep-recursion",
@@ -735,7 +764,9 @@ fn hostile_python_is_contained_by_the_wasm_backend() {
         cases.push(c);
     }
     let mut failures = Vec::new();
-    for case in &cases {
+    // Twice: the second pass is served by spare (pre-started) interpreters, the first mostly
+    // not, and both must agree.
+    for case in cases.iter().chain(cases.iter()) {
         let r = judge.judge(&case.item);
         assert_eq!(r.backend, protocol::Backend::Wasm, "{}", case.name);
         if !case.expect.contains(&r.verdict) {
@@ -755,6 +786,11 @@ fn hostile_python_is_contained_by_the_wasm_backend() {
         failures.is_empty(),
         "wasm hostile cases:\n{}",
         failures.join("\n")
+    );
+    assert!(
+        judge.wasm_spare_runs() >= cases.len() as u64 / 2,
+        "only {} runs used a spare interpreter",
+        judge.wasm_spare_runs()
     );
 }
 

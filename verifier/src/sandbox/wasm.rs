@@ -407,7 +407,9 @@ impl Sandbox for WasmSandbox {
 
 /// Python run by a spare interpreter: reads `"<len> <file name>\n"`, that many bytes of
 /// source, then leaves the rest of stdin to the program, which it runs as `__main__` with
-/// `sys.argv == [file name]` and `sys.path[0] == "/src"`.
+/// `sys.argv == [file name]` and `sys.path[0] == "/src"`. Differences from `python FILE`: the
+/// traceback of an uncaught exception starts with one bootstrap frame, and `/src` is not
+/// readable (the program text arrives over stdin).
 const BOOTSTRAP: &str = r#"import sys as _s
 def _rlvr_load():
     n, name = _s.stdin.buffer.readline().split(b" ", 1)
@@ -420,6 +422,14 @@ def _rlvr_load():
 _rlvr_code = _rlvr_load()
 del _rlvr_load, _s
 exec(_rlvr_code)
+# A normal end skips the interpreter's teardown (slow in wasm) but keeps its visible effects:
+# atexit handlers run, then the streams are flushed. Exceptions and sys.exit() take the usual
+# path above this line.
+import atexit as _a, os as _o, sys as _s
+_a._run_exitfuncs()
+_s.stdout.flush()
+_s.stderr.flush()
+_o._exit(0)
 "#;
 
 /// Output caps spare interpreters are built with (those of [`super::RunLimits::for_run`]).
