@@ -82,10 +82,10 @@ impl CgroupRoot {
         }
     }
 
-    /// Removes empty run groups left by verifier processes that no longer exist (a crash, or
-    /// a queue that never drained).
-    pub fn sweep_stale(&self) {
-        let roots: Vec<&Path> = match self {
+    /// The mount points a run group is created under: the unified one, or each v1 hierarchy
+    /// in use once (controllers may share a mount).
+    fn hierarchies(&self) -> Vec<&Path> {
+        match self {
             CgroupRoot::V2(r) => vec![r],
             CgroupRoot::V1 {
                 memory,
@@ -94,11 +94,20 @@ impl CgroupRoot {
                 cpuacct,
             } => {
                 let mut v: Vec<&Path> = vec![memory, pids];
-                v.extend([cpu, cpuacct].into_iter().flatten().map(PathBuf::as_path));
+                for p in [cpu, cpuacct].into_iter().flatten() {
+                    if !v.contains(&p.as_path()) {
+                        v.push(p);
+                    }
+                }
                 v
             }
-        };
-        for r in roots {
+        }
+    }
+
+    /// Removes empty run groups left by verifier processes that no longer exist (a crash, or
+    /// a queue that never drained).
+    pub fn sweep_stale(&self) {
+        for r in self.hierarchies() {
             let Ok(entries) = fs::read_dir(r.join(PARENT)) else {
                 continue;
             };
@@ -112,14 +121,6 @@ impl CgroupRoot {
                     let _ = fs::remove_dir(e.path());
                 }
             }
-        }
-    }
-
-    /// Short name for logs and `/readyz`.
-    pub fn describe(&self) -> &'static str {
-        match self {
-            CgroupRoot::V2(_) => "cgroup v2",
-            CgroupRoot::V1 { .. } => "cgroup v1",
         }
     }
 
@@ -162,14 +163,8 @@ impl CgroupRoot {
                 cpu,
                 cpuacct,
             } => {
-                let mut roots: Vec<&Path> = vec![memory, pids];
-                for p in [cpu, cpuacct].into_iter().flatten() {
-                    if !roots.contains(&p.as_path()) {
-                        roots.push(p);
-                    }
-                }
                 let mut dirs = Vec::new();
-                for r in &roots {
+                for r in self.hierarchies() {
                     let parent = r.join(PARENT);
                     if !parent.exists() {
                         fs::create_dir_all(&parent).map_err(|e| setup(e, "mkdir"))?;
@@ -269,14 +264,6 @@ impl RunCgroup {
         self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
     }
 
-    fn pids_dir(&self) -> Option<&Path> {
-        match &self.kind {
-            Kind::V2 { dir } => Some(dir),
-            Kind::V1 { pids, .. } => Some(pids),
-            Kind::V1Partial => None,
-        }
-    }
-
     /// Processes still in the group.
     pub fn procs(&self) -> Vec<i32> {
         let mut all = Vec::new();
@@ -368,17 +355,6 @@ impl RunCgroup {
         fs::read_to_string(dir.join(file))
             .ok()
             .and_then(|t| t.trim().parse().ok())
-    }
-
-    /// Whether the pids controller refused a fork (the process limit was hit).
-    pub fn pids_limit_hit(&self) -> bool {
-        self.pids_dir()
-            .and_then(|d| fs::read_to_string(d.join("pids.events")).ok())
-            .and_then(|t| {
-                t.lines()
-                    .find_map(|l| l.strip_prefix("max ")?.trim().parse::<u64>().ok())
-            })
-            .is_some_and(|n| n > 0)
     }
 }
 
