@@ -49,8 +49,9 @@ enum Command {
     /// Internal: the sandbox helper the namespace backend re-executes (not for direct use).
     #[command(name = "__sandbox-helper", hide = true)]
     SandboxHelper {
-        /// The helper's JSON configuration.
-        config: String,
+        /// JSON array of the `cgroup.procs` files to join (the run's configuration follows on
+        /// standard input).
+        cgroups: String,
     },
 }
 
@@ -115,8 +116,8 @@ fn main() -> Result<()> {
             jobs,
             python_wasm,
         } => judge_code_lines(&input, jobs, python_wasm),
-        Command::SandboxHelper { config } => {
-            std::process::exit(verifier::sandbox::linux_ns::helper::helper_main(&config))
+        Command::SandboxHelper { cgroups } => {
+            std::process::exit(verifier::sandbox::linux_ns::helper::helper_main(&cgroups))
         }
     }
 }

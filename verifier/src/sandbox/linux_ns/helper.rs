@@ -1,4 +1,5 @@
-//! The sandbox helper: a fresh, single-threaded process (`verifier __sandbox-helper CONFIG`)
+//! The sandbox helper: a fresh, single-threaded process (`verifier-sandbox-helper
+//! __sandbox-helper CGROUPS`, configuration on stdin)
 //! that performs the ordered containment, because namespace, mount and credential changes
 //! after `fork()` in the multi-threaded server are unsafe.
 //!
@@ -55,13 +56,10 @@ pub struct BindCfg {
     pub writable: bool,
 }
 
-/// Everything the helper needs, passed as one JSON argument.
+/// Everything the helper needs for its run, passed as one JSON line on standard input.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HelperConfig {
-    /// `cgroup.procs` files to write the helper's pid to (empty when a pooled helper already
-    /// joined its group).
-    pub cgroup_procs: Vec<PathBuf>,
     /// An empty network namespace to enter (leased to this run alone).
     pub netns: PathBuf,
     /// Empty host directory used as the mount point of the box root (in the box's own mount
@@ -111,37 +109,30 @@ pub enum HelperStatus {
 
 /// Entry point of the helper process; returns its exit status (0 once a status was written).
 ///
-/// `arg` is either the whole [`HelperConfig`] (a JSON object), or, for a helper started
-/// ahead of its run (pooled), a JSON array of the `cgroup.procs` files to join at once; its
-/// configuration then arrives as one JSON line on standard input when a run takes it. The
-/// join, the slow part of starting a helper, is then off the run's critical path.
-pub fn helper_main(arg: &str) -> i32 {
-    let mut joined: Result<(), String> = Ok(());
-    let text = if arg.trim_start().starts_with('[') {
-        match serde_json::from_str::<Vec<PathBuf>>(arg) {
-            Ok(files) => joined = join_cgroup(&files),
-            Err(e) => {
-                eprintln!("sandbox helper: bad cgroup list: {e}");
-                return 2;
-            }
+/// `cgroup_list` is a JSON array of the `cgroup.procs` files to join. The helper joins at once
+/// (it is started ahead of its run, so this slow step is off the run's critical path), then
+/// waits for its [`HelperConfig`] as one JSON line on standard input.
+pub fn helper_main(cgroup_list: &str) -> i32 {
+    let joined = match serde_json::from_str::<Vec<PathBuf>>(cgroup_list) {
+        Ok(files) => join_cgroup(&files),
+        Err(e) => {
+            eprintln!("sandbox helper: bad cgroup list: {e}");
+            return 2;
         }
-        let mut line = String::new();
-        if std::io::stdin().read_line(&mut line).is_err() || line.trim().is_empty() {
-            // The verifier dropped this spare without using it.
-            return 0;
-        }
-        line
-    } else {
-        arg.to_owned()
     };
-    let cfg: HelperConfig = match serde_json::from_str(&text) {
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err() || line.trim().is_empty() {
+        // The verifier dropped this spare without using it.
+        return 0;
+    }
+    let cfg: HelperConfig = match serde_json::from_str(&line) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("sandbox helper: bad configuration: {e}");
             return 2;
         }
     };
-    let status = match joined.and_then(|()| join_cgroup(&cfg.cgroup_procs)) {
+    let status = match joined {
         Ok(()) => helper(&cfg),
         Err(e) => HelperStatus::SetupFailed(e),
     };

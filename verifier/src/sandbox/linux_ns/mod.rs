@@ -33,7 +33,7 @@ use super::{Exit, RunOutcome, RunSpec, Sandbox, SandboxError};
 /// Configuration of the namespace backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NsConfig {
-    /// The helper executable, started as `HELPER __sandbox-helper CONFIG` for every run.
+    /// The helper executable, started as `HELPER __sandbox-helper CGROUPS` ahead of every run.
     /// Default: `verifier-sandbox-helper` next to this process's executable if it exists (a
     /// small binary, about 1 ms faster to start), else this executable itself (`verifier`
     /// has the same hidden subcommand).
@@ -301,7 +301,6 @@ impl Sandbox for NsSandbox {
         group.apply_limits(&limits)?;
         let net = self.netns.acquire()?;
         let cfg = HelperConfig {
-            cgroup_procs: Vec::new(),
             netns: net.path(),
             mountpoint: self.mountpoint.clone(),
             status_file: status_file.clone(),
