@@ -87,6 +87,42 @@ struct Workdir {
     out: PathBuf,
 }
 
+impl Workdir {
+    /// Writes a file at `rel` under `src/` (created directories included), readable and not
+    /// writable by the sandbox user.
+    fn write_src(&self, rel: &str, bytes: &[u8]) -> std::io::Result<()> {
+        let p = self.src.join(rel);
+        if let Some(dir) = p.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        fs::write(&p, bytes)?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644))
+    }
+
+    /// The binds and environment of every run of a submission: the toolchain's binds and
+    /// `src/` read-only at `/src` (compile runs add `/out`).
+    fn box_of(&self, recipe: &Recipe) -> (Vec<Bind>, Vec<(String, String)>) {
+        let mut binds = recipe.binds.clone();
+        binds.push(Bind {
+            host: self.src.clone(),
+            inside: "/src".into(),
+            writable: false,
+        });
+        let mut env = language::base_env();
+        env.extend(recipe.env.iter().cloned());
+        (binds, env)
+    }
+}
+
+/// The command of a test run: the compiled program, or the interpreter on `/src/file`.
+fn run_argv(recipe: &Recipe, lang: Language, file: &str) -> Vec<String> {
+    let mut argv = recipe.run_prefix.clone();
+    if !language::is_compiled(lang) {
+        argv.push(format!("/src/{file}"));
+    }
+    argv
+}
+
 impl Drop for Workdir {
     fn drop(&mut self) {
         // remove_dir_all does not follow symlinks a compiler may have left in `out`.
@@ -304,14 +340,7 @@ impl Judge {
             Ok(p) => p,
             Err(e) => return sandbox_error(format!("writing the sources: {e}")),
         };
-        let mut binds = recipe.binds.clone();
-        binds.push(Bind {
-            host: work.src.clone(),
-            inside: "/src".into(),
-            writable: false,
-        });
-        let mut env = language::base_env();
-        env.extend(recipe.env.iter().cloned());
+        let (mut binds, env) = work.box_of(&recipe);
         let mut compile_report = None;
         if let (Some(ns), true) = (self.ns.as_deref(), recipe.compile.is_some()) {
             match Self::compile(ns, &recipe, &work, &binds, &env, RunLimits::for_compile()) {
@@ -335,12 +364,8 @@ impl Judge {
         );
         let mut tests = Vec::with_capacity(total);
         for p in &prepared {
-            let mut argv = recipe.run_prefix.clone();
-            if !language::is_compiled(item.language) {
-                argv.push(format!("/src/{}", p.file));
-            }
             let spec = RunSpec {
-                argv,
+                argv: run_argv(&recipe, item.language, &p.file),
                 env: env.clone(),
                 binds: binds.clone(),
                 stdin: p.stdin.clone(),
@@ -470,26 +495,14 @@ impl Judge {
             if !ok {
                 return Err(format!("files: bad relative path {rel:?}"));
             }
-            let p = work.src.join(rel);
-            if let Some(dir) = p.parent() {
-                fs::create_dir_all(dir).map_err(|e| format!("files: {e}"))?;
-            }
-            fs::write(&p, bytes).map_err(|e| format!("files: {e}"))?;
-            fs::set_permissions(&p, fs::Permissions::from_mode(0o644))
+            work.write_src(rel, bytes)
                 .map_err(|e| format!("files: {e}"))
         };
         for (rel, bytes) in &req.files {
             write(rel, bytes)?;
         }
         write(recipe.source_file, req.code.as_bytes())?;
-        let mut binds = recipe.binds.clone();
-        binds.push(Bind {
-            host: work.src.clone(),
-            inside: "/src".into(),
-            writable: false,
-        });
-        let mut env = language::base_env();
-        env.extend(recipe.env.iter().cloned());
+        let (mut binds, env) = work.box_of(&recipe);
         let mut compile = None;
         if recipe.compile.is_some() {
             let mut limits = RunLimits::for_compile();
@@ -504,12 +517,8 @@ impl Judge {
             }
             binds.push(Self::out_bind(&work, false));
         }
-        let mut argv = recipe.run_prefix.clone();
-        if !language::is_compiled(req.language) {
-            argv.push(format!("/src/{}", recipe.source_file));
-        }
         let spec = RunSpec {
-            argv,
+            argv: run_argv(&recipe, req.language, recipe.source_file),
             env,
             binds,
             stdin: req.stdin.clone(),
@@ -577,11 +586,7 @@ impl Judge {
         recipe: &Recipe,
         work: &Workdir,
     ) -> std::io::Result<Vec<Prepared>> {
-        let write = |name: &str, text: &str| -> std::io::Result<()> {
-            let p = work.src.join(name);
-            fs::write(&p, text)?;
-            fs::set_permissions(&p, fs::Permissions::from_mode(0o644))
-        };
+        let write = |name: &str, text: &str| work.write_src(name, text.as_bytes());
         write(recipe.source_file, source)?;
         let mut out = Vec::with_capacity(item.tests.len());
         for (i, t) in item.tests.iter().enumerate() {

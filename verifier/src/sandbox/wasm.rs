@@ -159,6 +159,38 @@ impl std::fmt::Debug for WasmSandbox {
     }
 }
 
+/// A store for one run: the WASI context built from `b`, a memory limiter at
+/// `memory_bytes`, and an epoch deadline that yields at every tick (so a timeout around the
+/// run can fire).
+fn new_store(
+    engine: &Engine,
+    b: &mut WasiCtxBuilder,
+    memory_bytes: u64,
+) -> (Store<RunState>, Limiter) {
+    let limiter = Limiter::new(memory_bytes);
+    let mut store = Store::new(
+        engine,
+        RunState {
+            wasi: b.build_p1(),
+            limiter: limiter.clone(),
+        },
+    );
+    store.limiter(|s| &mut s.limiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_async_yield_and_update(1);
+    (store, limiter)
+}
+
+/// Instantiates CPython in `store` and runs its `_start`.
+async fn run_start(
+    pre: &InstancePre<RunState>,
+    store: &mut Store<RunState>,
+) -> wasmtime::Result<()> {
+    let instance = pre.instantiate_async(&mut *store).await?;
+    let main = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
+    main.call_async(&mut *store, ()).await
+}
+
 /// The outcome of a finished (or timed-out) guest run.
 fn outcome(
     result: Result<wasmtime::Result<()>, tokio::time::error::Elapsed>,
@@ -369,17 +401,7 @@ impl Sandbox for WasmSandbox {
             b.preopened_dir(&bind.host, &bind.inside, perms)
                 .map_err(setup)?;
         }
-        let limiter = Limiter::new(limits.memory_bytes);
-        let mut store = Store::new(
-            &self.engine,
-            RunState {
-                wasi: b.build_p1(),
-                limiter: limiter.clone(),
-            },
-        );
-        store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
+        let (mut store, limiter) = new_store(&self.engine, &mut b, limits.memory_bytes);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -387,12 +409,7 @@ impl Sandbox for WasmSandbox {
         let start = Instant::now();
         let pre = &self.pre;
         let result = rt.block_on(async {
-            tokio::time::timeout(limits.wall, async {
-                let instance = pre.instantiate_async(&mut store).await?;
-                let main = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-                main.call_async(&mut store, ()).await
-            })
-            .await
+            tokio::time::timeout(limits.wall, run_start(pre, &mut store)).await
         });
         Ok(outcome(
             result,
@@ -590,22 +607,8 @@ fn spare_main(
         b.stderr(stderr.clone());
         b.insecure_random_seed(seed);
         // Start-up runs under a generous limit; the run's own limit applies from the handover.
-        let limiter = Limiter::new(1 << 30);
-        let mut store = Store::new(
-            engine,
-            RunState {
-                wasi: b.build_p1(),
-                limiter: limiter.clone(),
-            },
-        );
-        store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
-        let guest = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            let main = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-            main.call_async(&mut store, ()).await
-        };
+        let (mut store, limiter) = new_store(engine, &mut b, 1 << 30);
+        let guest = run_start(pre, &mut store);
         tokio::pin!(guest);
         // Let CPython start until it blocks reading stdin; stop if the sandbox goes away.
         let h = tokio::select! {
