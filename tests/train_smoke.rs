@@ -20,6 +20,7 @@ fn sqlite_opts(run_dir: &std::path::Path, verifier_url: &str) -> RunOptions {
         run_dir: run_dir.to_path_buf(),
         store: StoreTarget::RunDirSqlite,
         verifier_url: verifier_url.to_string(),
+        verifier_patience: train::DEFAULT_VERIFIER_PATIENCE,
         resume: false,
         progress: false,
     }
@@ -44,6 +45,7 @@ async fn steer_run_writes_every_rollout_to_postgres() {
         run_dir: run_dir.clone(),
         store: StoreTarget::Url(db.url.clone()),
         verifier_url: verifier.url.clone(),
+        verifier_patience: train::DEFAULT_VERIFIER_PATIENCE,
         resume: false,
         progress: false,
     };

@@ -85,6 +85,24 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// The default backoff (100 ms doubling up to 5 s), with as many attempts as it takes for
+    /// the waits between them to add up to at least `patience`: how long a caller is willing to
+    /// wait for a verifier that is down (restarting, redeploying) or overloaded. Only
+    /// idempotent requests are retried (grading is a pure function of the request), so a retry
+    /// never counts anything twice.
+    pub fn patient(patience: Duration) -> Self {
+        let mut p = RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        };
+        let mut waited = Duration::ZERO;
+        while waited < patience && p.max_attempts < u32::MAX {
+            waited += p.delay(p.max_attempts - 1);
+            p.max_attempts += 1;
+        }
+        p
+    }
+
     fn delay(&self, attempt: u32) -> Duration {
         let factor = 1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX);
         self.base_delay.saturating_mul(factor).min(self.max_delay)
@@ -214,7 +232,7 @@ impl VerifierClient {
         loop {
             let last = attempt + 1 >= self.retry.max_attempts;
             let url = format!("{}{}", self.base_for(start, attempt), path);
-            match self.http.post(&url).json(req).send().await {
+            let reason = match self.http.post(&url).json(req).send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     if resp.status().is_success() {
@@ -230,6 +248,7 @@ impl VerifierClient {
                             body: read_error(resp).await,
                         });
                     }
+                    format!("status {status}")
                 }
                 Err(source) => {
                     if last {
@@ -238,9 +257,19 @@ impl VerifierClient {
                             source,
                         });
                     }
+                    source.to_string()
                 }
-            }
-            tokio::time::sleep(self.retry.delay(attempt)).await;
+            };
+            let wait = self.retry.delay(attempt);
+            tracing::warn!(
+                url = %url,
+                attempt = attempt + 1,
+                of = self.retry.max_attempts,
+                wait_ms = wait.as_millis() as u64,
+                %reason,
+                "verifier unavailable; retrying"
+            );
+            tokio::time::sleep(wait).await;
             attempt += 1;
         }
     }
@@ -286,6 +315,27 @@ mod tests {
         assert_eq!(p.delay(1), Duration::from_millis(200));
         assert_eq!(p.delay(10), Duration::from_secs(5));
         assert_eq!(p.delay(40), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn patience_sets_the_attempts() {
+        let total = |p: RetryPolicy| {
+            (0..p.max_attempts - 1)
+                .map(|a| p.delay(a))
+                .sum::<Duration>()
+        };
+        assert_eq!(RetryPolicy::patient(Duration::ZERO).max_attempts, 1);
+        // 0.1 + 0.2 + 0.4 = 0.7 s ≥ 0.5 s after 4 attempts.
+        assert_eq!(
+            RetryPolicy::patient(Duration::from_millis(500)).max_attempts,
+            4
+        );
+        for secs in [1, 30, 300, 3600] {
+            let p = RetryPolicy::patient(Duration::from_secs(secs));
+            let t = total(p);
+            assert!(t >= Duration::from_secs(secs), "{secs}: {t:?}");
+            assert!(t < Duration::from_secs(secs) + p.max_delay, "{secs}: {t:?}");
+        }
     }
 
     #[test]

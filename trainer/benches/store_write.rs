@@ -115,6 +115,7 @@ fn step_times(
         run_dir: dir.clone(),
         store: target,
         verifier_url: verifier_url.into(),
+        verifier_patience: train::DEFAULT_VERIFIER_PATIENCE,
         resume: false,
         progress: false,
     };

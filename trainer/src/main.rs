@@ -33,6 +33,10 @@ struct RunArgs {
     /// without it a verifier is started in-process on loopback.
     #[arg(long, env = "TRAINER_VERIFIER_URL")]
     verifier_url: Option<String>,
+    /// Seconds an unreachable or overloaded verifier is waited for (retries with backoff up to
+    /// 5 s apart) before the run fails.
+    #[arg(long, default_value_t = train::DEFAULT_VERIFIER_PATIENCE.as_secs())]
+    verifier_patience: u64,
     /// Continue the run checkpointed in the run directory (same run id, next step); rows the
     /// interrupted process journaled but did not store are written first.
     #[arg(long)]
@@ -177,6 +181,7 @@ fn run_training(cfg: &TrainConfig, run: RunArgs, default_dir: &str) -> Result<()
             .database_url
             .map_or(StoreTarget::RunDirSqlite, StoreTarget::Url),
         verifier_url,
+        verifier_patience: std::time::Duration::from_secs(run.verifier_patience),
         resume: run.resume,
         progress: true,
     };
@@ -300,6 +305,7 @@ fn main() -> Result<()> {
                     run_dir: dir,
                     store: StoreTarget::RunDirSqlite,
                     verifier_url: verifier_url.clone(),
+                    verifier_patience: train::DEFAULT_VERIFIER_PATIENCE,
                     resume: false,
                     progress: false,
                 };

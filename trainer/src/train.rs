@@ -78,6 +78,9 @@ pub enum StoreTarget {
     Disabled,
 }
 
+/// How long a run waits for an unreachable or overloaded verifier by default: 300 s.
+pub const DEFAULT_VERIFIER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Where a run reads and writes.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -85,8 +88,11 @@ pub struct RunOptions {
     pub run_dir: PathBuf,
     /// Where graded rollouts and step metrics go.
     pub store: StoreTarget,
-    /// Base URL of the verifier.
+    /// Base URL of the verifier (or several, comma-separated).
     pub verifier_url: String,
+    /// How long an unreachable or overloaded verifier is waited for (retrying with backoff)
+    /// before the run fails. A retried batch is graded again from scratch and stored once.
+    pub verifier_patience: std::time::Duration,
     /// Continue the run checkpointed in `run_dir` (same run id, next step) instead of starting
     /// a new one.
     pub resume: bool,
@@ -232,7 +238,10 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
         }
         None => None,
     };
-    let client = VerifierClient::new(&opts.verifier_url)?;
+    let client = VerifierClient::with_retry(
+        &opts.verifier_url,
+        protocol::client::RetryPolicy::patient(opts.verifier_patience),
+    )?;
 
     let bar = progress_bar(opts.progress, cfg.steps.saturating_sub(first_step));
     let say = |line: String| {
