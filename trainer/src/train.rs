@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
@@ -292,10 +292,14 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
         client: &client,
         rt,
     };
+    let metrics_path = opts.run_dir.join(METRICS_FILE);
+    if resumed.is_some() {
+        keep_metrics_before(&metrics_path, first_step)?;
+    }
     let mut metrics_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(opts.run_dir.join(METRICS_FILE))?;
+        .open(&metrics_path)?;
     let mut history = Vec::with_capacity(cfg.steps.saturating_sub(first_step));
     let mut evals = Vec::new();
     let mut rollouts_written = 0usize;
@@ -310,6 +314,19 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
             records.push(JournalRecord::Step(step_record(&run_id, &metrics)));
             w.send(&records)?;
         }
+        metrics.timings.insert("store", t.elapsed().as_secs_f64());
+        let mut line = serde_json::to_value(step_record(&run_id, &metrics)).unwrap_or_default();
+        if let Some(o) = line.as_object_mut() {
+            o.insert("kl".into(), metrics.kl.into());
+            o.insert("lr".into(), metrics.lr.into());
+            o.insert("optimizer_steps".into(), metrics.optimizer_steps.into());
+            o.insert("groups_dropped".into(), metrics.groups_dropped.into());
+            o.insert("method".into(), cfg.algo.method.as_str().into());
+        }
+        // Written before the checkpoint: a run killed between the two redoes this step on
+        // `--resume`, which first drops the lines of steps it will redo.
+        writeln!(metrics_file, "{line}")?;
+        metrics_file.flush()?;
         if (step + 1) % cfg.checkpoint_every == 0 || step + 1 == cfg.steps {
             let state = CheckpointState {
                 run_id: run_id.clone(),
@@ -319,18 +336,6 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
             };
             checkpoint::save(&opts.run_dir, &varmap, &opt, &state)?;
         }
-        metrics
-            .timings
-            .insert("store_and_checkpoint", t.elapsed().as_secs_f64());
-        let mut line = serde_json::to_value(step_record(&run_id, &metrics)).unwrap_or_default();
-        if let Some(o) = line.as_object_mut() {
-            o.insert("kl".into(), metrics.kl.into());
-            o.insert("lr".into(), metrics.lr.into());
-            o.insert("optimizer_steps".into(), metrics.optimizer_steps.into());
-            o.insert("groups_dropped".into(), metrics.groups_dropped.into());
-            o.insert("method".into(), cfg.algo.method.as_str().into());
-        }
-        writeln!(metrics_file, "{line}")?;
         say(step_line(&metrics, cfg.steps));
         bar.inc(1);
         history.push(metrics);
@@ -733,6 +738,31 @@ pub const FINAL_DIR: &str = "final";
 /// Per-step metrics, one JSON object per line, in the run directory.
 pub const METRICS_FILE: &str = "metrics.jsonl";
 
+/// Keeps the lines of `metrics.jsonl` for steps before `next_step` (a resumed run redoes the
+/// others), replacing the file atomically. A missing file is fine.
+fn keep_metrics_before(path: &Path, next_step: usize) -> Result<(), TrainError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut kept = String::with_capacity(text.len());
+    for line in text.lines() {
+        let step = serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v.get("step")?.as_u64());
+        // A torn last line (no valid JSON) is dropped with the redone steps.
+        if step.is_some_and(|s| (s as usize) < next_step) {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    let tmp = path.with_extension("jsonl.tmp");
+    std::fs::write(&tmp, kept)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
 /// The frozen reference policy: the weights at the start of RL, saved in the run directory so
 /// a resumed run keeps the same reference.
 fn reference_model(
@@ -966,4 +996,29 @@ fn progress_bar(enabled: bool, steps: usize) -> ProgressBar {
         bar.set_style(style);
     }
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_keeps_only_the_metrics_of_finished_steps() {
+        let dir = std::env::temp_dir().join(format!("keep-metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(METRICS_FILE);
+        // Steps 0..=3 written, the checkpoint says 3 is next, the last line was torn by a kill.
+        std::fs::write(
+            &path,
+            "{\"step\":0}\n{\"step\":1}\n{\"step\":2}\n{\"step\":3}\n{\"step\":4,\"lo",
+        )
+        .unwrap();
+        keep_metrics_before(&path, 3).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"step\":0}\n{\"step\":1}\n{\"step\":2}\n"
+        );
+        keep_metrics_before(&dir.join("absent.jsonl"), 3).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -1,6 +1,7 @@
 //! A real `trainer demo` process is killed (SIGKILL) mid-run and resumed with `--resume`: the
 //! store must end with exactly one row per rollout (none lost, none duplicated) in the local
-//! Postgres (`TRAINER_TEST_PG_URL`, default `postgres://root@127.0.0.1/test`).
+//! Postgres (`TRAINER_TEST_PG_URL`, default `postgres://root@127.0.0.1/test`), and
+//! `metrics.jsonl` must hold one line per step, equal to an uninterrupted run's.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -32,6 +33,21 @@ fn demo(run_dir: &std::path::Path, resume: bool) -> Command {
         cmd.arg("--resume");
     }
     cmd
+}
+
+/// `metrics.jsonl` without the wall-clock timings and the run id.
+fn metrics(run_dir: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run_dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let fields = v.as_object_mut().unwrap();
+            fields.remove("timings");
+            fields.remove("run_id");
+            v
+        })
+        .collect()
 }
 
 #[test]
@@ -112,5 +128,17 @@ fn killed_and_resumed_run_stores_each_rollout_exactly_once() {
             (STEPS as i64, STEPS as i64, true)
         );
     });
+
+    // 4. The metrics continue as if uninterrupted: the same lines as a run never killed.
+    let reference = run_dir.join("reference");
+    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["demo", "--steps", &STEPS.to_string(), "--run-dir"])
+        .arg(&reference)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "reference run: {out:?}");
+    let resumed = metrics(&run_dir);
+    assert_eq!(resumed.len(), STEPS, "one metrics line per step");
+    assert_eq!(resumed, metrics(&reference));
     std::fs::remove_dir_all(&run_dir).ok();
 }
