@@ -6,6 +6,11 @@
 //!
 //! Probes are self-checking where containment is the point: a contained program prints
 //! `blocked`, `clean`, `isolated`, … and that is its expected output.
+//!
+//! The soak: `SANDBOX_SOAK_SECS=600 cargo test --release -p verifier --test sandbox_hostile
+//! hostile_programs -- --nocapture` repeats the namespace round (hostile and ordinary items
+//! together, 3 wide) for that long, checks every verdict of every round, prints the rounds and
+//! this process's resident memory, and fails if memory keeps growing after the first round.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -111,6 +116,26 @@ fn procs_of(uid: u32) -> Vec<String> {
     v
 }
 
+/// A field of `/proc/self/status`, KiB.
+fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// This process's resident memory, KiB.
+fn rss_kib() -> u64 {
+    status_kib("VmRSS:")
+}
+
+/// This process's peak resident memory, KiB.
+fn peak_rss_kib() -> u64 {
+    status_kib("VmHWM:")
+}
+
 fn cgroups_left() -> Vec<String> {
     let prefix = format!("{}-", std::process::id());
     let mut left = Vec::new();
@@ -193,7 +218,10 @@ fn hostile_programs_are_contained_while_ordinary_judging_goes_on() {
         io(
             "memory-over-children",
             py,
-            "import os\nkids=[]\nfor _ in range(4):\n    pid=os.fork()\n    if pid==0:\n        b=bytearray(60*2**20)\n        for i in range(0,len(b),4096): b[i]=1\n        os._exit(0)\n    kids.append(pid)\nfor k in kids: os.waitpid(k,0)\nprint('done')\n",
+            // Each child holds its 60 MiB for 2 s, so the four overlap however they are scheduled
+            // (without the hold, a loaded machine can run them one after another, under 128 MiB:
+            // the soak caught that).
+            "import os,time\nkids=[]\nfor _ in range(4):\n    pid=os.fork()\n    if pid==0:\n        b=bytearray(60*2**20)\n        for i in range(0,len(b),4096): b[i]=1\n        time.sleep(2)\n        os._exit(0)\n    kids.append(pid)\nfor k in kids: os.waitpid(k,0)\nprint('done')\n",
             "",
             "done\n",
             5.0,
@@ -499,45 +527,94 @@ fn hostile_programs_are_contained_while_ordinary_judging_goes_on() {
         ));
     }
 
-    let next = AtomicUsize::new(0);
-    let failures = Mutex::new(Vec::new());
-    let outputs = Mutex::new(String::new());
-    std::thread::scope(|s| {
-        for _ in 0..3 {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(case) = cases.get(i) else { break };
-                    let r = judge.judge(&case.item);
-                    let text = serde_json::to_string(&r).unwrap();
-                    outputs.lock().unwrap().push_str(&text);
-                    if !case.expect.contains(&r.verdict) {
-                        let t = r.tests.first();
-                        failures.lock().unwrap().push(format!(
-                            "{}: expected {:?}, got {:?} ({:?}); stdout {:?} stderr {:?}",
-                            case.name,
-                            case.expect,
-                            r.verdict,
-                            r.message,
-                            t.map(|t| t.run.stdout_head.chars().take(300).collect::<String>()),
-                            t.map(|t| t.run.stderr_head.chars().take(300).collect::<String>()),
-                        ));
+    // One round is the CI suite; `SANDBOX_SOAK_SECS=N` repeats rounds for N seconds (the soak),
+    // tracking this process's resident memory (the judge runs in it, as in `verifier serve`).
+    let soak = std::time::Duration::from_secs(
+        std::env::var("SANDBOX_SOAK_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+    );
+    let started = std::time::Instant::now();
+    let leaks = AtomicUsize::new(0);
+    let mut rounds: Vec<(f64, u64)> = Vec::new();
+    loop {
+        let next = AtomicUsize::new(0);
+        let failures = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(case) = cases.get(i) else { break };
+                        let r = judge.judge(&case.item);
+                        if serde_json::to_string(&r).unwrap().contains("TOPSECRET") {
+                            leaks.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if !case.expect.contains(&r.verdict) {
+                            let t = r.tests.first();
+                            failures.lock().unwrap().push(format!(
+                                "{}: expected {:?}, got {:?} ({:?}); stdout {:?} stderr {:?}",
+                                case.name,
+                                case.expect,
+                                r.verdict,
+                                r.message,
+                                t.map(|t| t.run.stdout_head.chars().take(300).collect::<String>()),
+                                t.map(|t| t.run.stderr_head.chars().take(300).collect::<String>()),
+                            ));
+                        }
                     }
-                }
-            });
+                });
+            }
+        });
+        let failures = failures.into_inner().unwrap();
+        assert!(
+            failures.is_empty(),
+            "hostile cases with the wrong verdict in round {}:\n{}",
+            rounds.len() + 1,
+            failures.join("\n")
+        );
+        rounds.push((started.elapsed().as_secs_f64(), rss_kib()));
+        if started.elapsed() >= soak {
+            break;
         }
-    });
-    let failures = failures.into_inner().unwrap();
+    }
+    // Bounded memory: after warm-up, resident memory may rise and fall with what is in flight
+    // (output caps of three concurrent floods, compiler buffers) but must not creep with the
+    // number of runs: the median of the last third of rounds stays within 32 MiB of the first
+    // third's, and no round ends above 256 MiB.
+    let rss: Vec<u64> = rounds.iter().map(|r| r.1).collect();
+    let median = |v: &[u64]| {
+        let mut v = v.to_vec();
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    let third = rss.len().div_ceil(3);
+    let (early, late) = (median(&rss[..third]), median(&rss[rss.len() - third..]));
+    let max_rss = rss.iter().copied().max().unwrap_or(0);
+    println!(
+        "hostile suite: {} round(s) of {} items in {:.0} s ({} judged, all verdicts right); \
+         RSS after round 1 {} MiB, median of the first third {} MiB, of the last third {} MiB, \
+         max {} MiB; peak {} MiB",
+        rounds.len(),
+        cases.len(),
+        started.elapsed().as_secs_f64(),
+        rounds.len() * cases.len(),
+        rss[0] / 1024,
+        early / 1024,
+        late / 1024,
+        max_rss / 1024,
+        peak_rss_kib() / 1024
+    );
     assert!(
-        failures.is_empty(),
-        "hostile cases with the wrong verdict:\n{}",
-        failures.join("\n")
+        late <= early + 32 * 1024 && max_rss <= 256 * 1024,
+        "resident memory grew over the soak (KiB per round): {rss:?}"
     );
 
     // Host invariants.
-    let outputs = outputs.into_inner().unwrap();
-    assert!(
-        !outputs.contains("TOPSECRET"),
+    assert_eq!(
+        leaks.load(Ordering::Relaxed),
+        0,
         "the canary leaked into a result"
     );
     assert_eq!(
