@@ -217,11 +217,15 @@ impl VerifierProcess {
         self.child.wait().unwrap();
     }
 
-    /// Math items this process has graded, from its `/metrics`.
-    fn items_graded(&self) -> u64 {
+    /// Math grading requests this process answered with 200, from its `/metrics`.
+    fn grade_requests_served(&self) -> u64 {
         let text = get(self.addr, "/metrics").unwrap_or_default();
         text.lines()
-            .filter(|l| l.starts_with("verifier_math_verdicts_total"))
+            .filter(|l| {
+                l.starts_with("verifier_requests_total{")
+                    && l.contains("route=\"/v1/math/grade\"")
+                    && l.contains("status=\"200\"")
+            })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .sum()
     }
@@ -274,6 +278,10 @@ fn verifier_killed_and_postgres_crashed_mid_run_lose_and_duplicate_nothing() {
         return;
     };
     let steps = steps();
+    assert!(
+        steps >= 6,
+        "FAULTS_STEPS must leave steps after both faults"
+    );
     let base = std::env::temp_dir().join(format!("rlvr-faults-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
 
@@ -348,10 +356,12 @@ fn verifier_killed_and_postgres_crashed_mid_run_lose_and_duplicate_nothing() {
         store_retries > 0,
         "the database outage was never seen: {stderr}"
     );
-    let graded_after_restart = verifier.items_graded();
+    // Steps 3.. were graded by the restarted process (one request per step; the evaluations
+    // add more).
+    let served_after_restart = verifier.grade_requests_served();
     assert!(
-        graded_after_restart >= ((steps - 3) * ROLLOUTS_PER_STEP) as u64,
-        "the restarted verifier graded only {graded_after_restart} items"
+        served_after_restart >= (steps - 3) as u64,
+        "the restarted verifier served only {served_after_restart} grading requests"
     );
 
     // Exactly one row per (step, prompt, sample) and per step, and the run marked finished.
@@ -383,7 +393,7 @@ fn verifier_killed_and_postgres_crashed_mid_run_lose_and_duplicate_nothing() {
     assert_eq!(faulted, uninterrupted);
     eprintln!(
         "faults: {steps} steps, verifier down {OUTAGE:?} ({retries} retries logged; \
-         {graded_after_restart} items graded after its restart), PostgreSQL down {OUTAGE:?} \
+         {served_after_restart} grading requests served after its restart), PostgreSQL down {OUTAGE:?} \
          ({store_retries} store retries logged); \
          {rows} rollout rows for {expected} rollouts, {keys} distinct; metrics equal to the \
          uninterrupted run's"
