@@ -11,6 +11,7 @@ pub mod config;
 pub mod eval;
 pub mod model;
 pub mod optim;
+pub mod plot;
 pub mod probe;
 pub mod reward;
 pub mod rollout;

@@ -127,6 +127,16 @@ enum Command {
         #[arg(long, env = "TRAINER_VERIFIER_URL")]
         verifier_url: Option<String>,
     },
+    /// Draw reward, entropy and response-length curves of one or more run directories (their
+    /// `metrics.jsonl`) into one PNG.
+    Plot {
+        /// Run directories.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// The PNG to write (default `FIRST_DIR/curves.png`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Question the rollout store: what was the model rewarded for?
     Audit {
         /// `postgres://…` or `sqlite://PATH`.
@@ -276,7 +286,10 @@ fn main() -> Result<()> {
             })
             .map_err(|_| anyhow::anyhow!("probe thread panicked"))??;
             print!("{}", trainer::probe::report_markdown(&points, lr));
-            println!("\nwrote {}/report.md and points.csv", out.display());
+            println!(
+                "\nwrote {}/report.md, points.csv and scatter.png",
+                out.display()
+            );
             Ok(())
         }
         Command::Compare {
@@ -316,8 +329,19 @@ fn main() -> Result<()> {
                 runs.push((m, summary));
             }
             let md = trainer::compare::write_report(&out, &runs, cfg.steps, cfg.seed)?;
+            let dirs: Vec<PathBuf> = runs.iter().map(|(m, _)| out.join(m.as_str())).collect();
+            trainer::plot::plot_runs(&dirs, &out.join("curves.png"))?;
             print!("{md}");
-            println!("\nwrote {}/compare.md and curves.csv", out.display());
+            println!(
+                "\nwrote {}/compare.md, curves.csv and curves.png",
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Plot { dirs, out } => {
+            let out = out.unwrap_or_else(|| dirs[0].join("curves.png"));
+            trainer::plot::plot_runs(&dirs, &out)?;
+            println!("wrote {}", out.display());
             Ok(())
         }
         Command::Audit {

@@ -271,10 +271,14 @@ pub enum ProbeError {
     /// Setup through the training code.
     #[error(transparent)]
     Train(#[from] crate::train::TrainError),
+    /// Drawing the scatter plots.
+    #[error("scatter plot: {0}")]
+    Plot(#[from] crate::plot::PlotError),
 }
 
 /// Builds the config's model (seeded init and format warm-up, as `train` does), samples and
-/// grades a batch, takes one SGD step and writes `report.md` and `points.csv`. Returns the
+/// grades a batch, takes one SGD step and writes `report.md`, `points.csv` and `scatter.png`
+/// (each estimate against the realised change). Returns the
 /// points.
 pub fn run_probe(
     cfg: &crate::config::TrainConfig,
@@ -350,7 +354,32 @@ pub fn run_probe(
         );
     }
     std::fs::write(o.out_dir.join("points.csv"), csv)?;
+    crate::plot::draw_scatter(&scatter_panels(&points), (1800, 460))?
+        .save_png(&o.out_dir.join("scatter.png"))?;
     Ok(points)
+}
+
+/// One scatter panel per estimate: the estimate (x) against the realised entropy change (y).
+pub fn scatter_panels(points: &[ProbePoint]) -> Vec<crate::plot::Panel> {
+    type Estimate = (&'static str, fn(&ProbePoint) -> f64);
+    let estimates: [Estimate; 4] = [
+        ("STEER Omega (released form)", |p| p.steer_released),
+        ("STEER Theorem 1", |p| p.steer_theorem1),
+        ("covariance (Cui et al.)", |p| p.covariance),
+        ("exact first order", |p| p.first_order),
+    ];
+    estimates
+        .iter()
+        .map(|(name, f)| crate::plot::Panel {
+            title: (*name).to_string(),
+            x_label: "estimate".into(),
+            y_label: "realised entropy change".into(),
+            series: vec![crate::plot::Series {
+                label: (*name).to_string(),
+                points: points.iter().map(|p| (f(p), p.realised)).collect(),
+            }],
+        })
+        .collect()
 }
 
 #[cfg(test)]
