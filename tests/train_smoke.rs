@@ -144,13 +144,20 @@ async fn unreachable_verifier_is_a_clear_error() {
     let mut cfg = small_config(Method::Grpo);
     cfg.warmup.steps = 0;
     let run_dir = std::env::temp_dir().join(format!("e2e-train-down-{}", std::process::id()));
-    let opts = sqlite_opts(&run_dir, &format!("http://127.0.0.1:{port}"));
+    // Patience of 1 s: the client retries with backoff (0.1 + 0.2 + 0.4 + 0.8 s), then fails.
+    let opts = RunOptions {
+        verifier_patience: std::time::Duration::from_secs(1),
+        ..sqlite_opts(&run_dir, &format!("http://127.0.0.1:{port}"))
+    };
     let handle = tokio::runtime::Handle::current();
+    let started = std::time::Instant::now();
     let err = tokio::task::spawn_blocking(move || train::run(&cfg, &opts, &handle))
         .await
         .unwrap()
         .unwrap_err();
     assert!(err.to_string().contains("unreachable"), "{err}");
+    assert!(err.to_string().contains("5 attempts"), "{err}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1500));
     std::fs::remove_dir_all(&run_dir).ok();
 }
 

@@ -7,7 +7,7 @@ use protocol::client::VerifierClient;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::model::Qwen2;
+use crate::model::Decoder;
 use crate::rollout::{self, SamplingConfig};
 use crate::task::Problem;
 use crate::tokenizer::CharTokenizer;
@@ -69,7 +69,7 @@ pub fn pass_at_k(n: usize, c: usize, k: usize) -> f64 {
 
 /// Evaluates `model` on `problems`.
 pub fn evaluate(
-    model: &Qwen2,
+    model: &Decoder,
     tok: &CharTokenizer,
     problems: &[Problem],
     cfg: &EvalConfig,

@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use candle_core::{IndexOp, Result, Tensor};
 
 use crate::algo::logprob;
-use crate::model::Qwen2;
+use crate::model::Decoder;
 use crate::optim::Param;
 use crate::rollout::Packed;
 use crate::stats::{mse, pearson, spearman};
@@ -62,7 +62,7 @@ impl ProbePoint {
 /// `max_first_order` positions get the autograd first-order value (one backward pass each).
 /// The weights are left updated.
 pub fn measure(
-    policy: &Qwen2,
+    policy: &Decoder,
     params: &[Param],
     batch: &Packed,
     adv_rows: &[f32],
@@ -290,7 +290,7 @@ pub fn run_probe(
     let tok = crate::tokenizer::CharTokenizer::new()?;
     let task = cfg.task.load().map_err(crate::train::TrainError::from)?;
     let varmap = candle_nn::VarMap::new();
-    let policy = Qwen2::new(
+    let policy = Decoder::new(
         &cfg.model,
         candle_nn::VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &device),
     )?;
@@ -385,7 +385,7 @@ pub fn scatter_panels(points: &[ProbePoint]) -> Vec<crate::plot::Panel> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::qwen2::tests::tiny_config;
+    use crate::model::decoder::tests::tiny_config;
     use crate::rollout::{Sample, pack};
     use candle_core::{D, DType, Device, Var};
     use candle_nn::{VarBuilder, VarMap};
@@ -397,7 +397,7 @@ mod tests {
     fn first_order_matches_realised_change_on_a_tiny_model() {
         let dev = Device::Cpu;
         let vm = VarMap::new();
-        let policy = Qwen2::new(
+        let policy = Decoder::new(
             &tiny_config(23),
             VarBuilder::from_varmap(&vm, DType::F32, &dev),
         )

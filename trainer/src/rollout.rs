@@ -9,7 +9,7 @@
 use candle_core::{D, Device, Result, Tensor};
 use rand::Rng;
 
-use crate::model::Qwen2;
+use crate::model::Decoder;
 use crate::tokenizer::{EOS_ID, PAD_ID};
 
 /// Sampling settings.
@@ -52,7 +52,7 @@ impl Sample {
 /// Samples `g` responses to `prompt_ids`. `model` should be a detached (non-Var) view so no
 /// autograd graph is built.
 pub fn sample_group<R: Rng>(
-    model: &Qwen2,
+    model: &Decoder,
     prompt_ids: &[u32],
     g: usize,
     cfg: &SamplingConfig,
@@ -197,7 +197,7 @@ pub fn pack(samples: &[&Sample], device: &Device) -> Result<Packed> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::qwen2::tests::tiny_config;
+    use crate::model::decoder::tests::tiny_config;
     use candle_core::DType;
     use candle_nn::{VarBuilder, VarMap};
     use rand::SeedableRng;
@@ -206,7 +206,7 @@ mod tests {
     fn sampling_is_seeded_and_bounded() {
         let vm = VarMap::new();
         let dev = Device::Cpu;
-        let model = Qwen2::new(
+        let model = Decoder::new(
             &tiny_config(9),
             VarBuilder::from_varmap(&vm, DType::F32, &dev),
         )

@@ -24,7 +24,7 @@ use crate::algo::{
 };
 use crate::checkpoint::{self, CheckpointError, CheckpointState};
 use crate::config::TrainConfig;
-use crate::model::{Qwen2, init_weights};
+use crate::model::{Decoder, init_weights};
 use crate::optim::{AdamW, AdamWConfig, GradAccumulator, Param};
 use crate::reward;
 use crate::rollout::{self, Packed, Sample};
@@ -173,7 +173,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
     }
     let task = cfg.task.load()?;
     let mut varmap = VarMap::new();
-    let policy = Qwen2::new(
+    let policy = Decoder::new(
         &cfg.model,
         VarBuilder::from_varmap(&varmap, DType::F32, &device),
     )?;
@@ -386,10 +386,10 @@ struct StepContext<'a> {
     cfg: &'a TrainConfig,
     /// The loaded task.
     task: &'a Task,
-    policy: &'a Qwen2,
+    policy: &'a Decoder,
     /// The frozen initial policy, when a KL penalty is configured.
-    reference: Option<&'a Qwen2>,
-    frozen_view: &'a Qwen2,
+    reference: Option<&'a Decoder>,
+    frozen_view: &'a Decoder,
     tok: &'a CharTokenizer,
     device: &'a Device,
     client: &'a VerifierClient,
@@ -771,7 +771,7 @@ fn reference_model(
     run_dir: &std::path::Path,
     resumed: bool,
     device: &Device,
-) -> Result<Qwen2, TrainError> {
+) -> Result<Decoder, TrainError> {
     let path = run_dir.join("reference.safetensors");
     let tensors: HashMap<String, Tensor> = if resumed && path.is_file() {
         candle_core::safetensors::load(&path, device)?
@@ -788,7 +788,7 @@ fn reference_model(
         candle_core::safetensors::save(&copies, &path)?;
         copies
     };
-    Ok(Qwen2::new(
+    Ok(Decoder::new(
         &cfg.model,
         VarBuilder::from_tensors(tensors, DType::F32, device),
     )?)
@@ -818,7 +818,7 @@ fn without_steps(v: &serde_json::Value) -> serde_json::Value {
 pub(crate) fn format_warmup(
     cfg: &TrainConfig,
     task: &Task,
-    policy: &Qwen2,
+    policy: &Decoder,
     params: &[Param],
     tok: &CharTokenizer,
     device: &Device,
@@ -899,7 +899,7 @@ pub(crate) fn detached_view(
     varmap: &VarMap,
     cfg: &TrainConfig,
     device: &Device,
-) -> candle_core::Result<Qwen2> {
+) -> candle_core::Result<Decoder> {
     let data = varmap
         .data()
         .lock()
@@ -909,7 +909,7 @@ pub(crate) fn detached_view(
         .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
         .collect();
     drop(data);
-    Qwen2::new(
+    Decoder::new(
         &cfg.model,
         VarBuilder::from_tensors(tensors, DType::F32, device),
     )

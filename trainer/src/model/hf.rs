@@ -2,7 +2,7 @@
 //! `model.safetensors.index.json`), `tokenizer.json`.
 //!
 //! Loading casts every tensor to f32 master weights and registers it in a `VarMap` under its
-//! checkpoint name, which is what [`super::Qwen2::new`] then reads. Saving writes the same
+//! checkpoint name, which is what [`super::Decoder::new`] then reads. Saving writes the same
 //! layout back, so other tools (transformers, candle, vLLM) load it.
 
 use std::collections::HashMap;
@@ -12,7 +12,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
-use super::ModelConfig;
+use super::{Family, ModelConfig};
 
 /// Checkpoint I/O failures.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +35,8 @@ pub enum HfError {
 }
 
 /// The fields of a Qwen2/Llama `config.json` the model needs; other keys are ignored (HF
-/// configs carry many), but `model_type` must be one this trainer implements.
+/// configs carry many), but `model_type` must be one this trainer implements and features it
+/// does not implement (RoPE scaling, Llama attention biases) are refused.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 struct HfConfig {
     model_type: String,
@@ -54,6 +55,12 @@ struct HfConfig {
     max_position_embeddings: usize,
     #[serde(default)]
     tie_word_embeddings: bool,
+    #[serde(default)]
+    rope_scaling: Option<serde_json::Value>,
+    #[serde(default)]
+    attention_bias: Option<bool>,
+    #[serde(default)]
+    mlp_bias: Option<bool>,
 }
 
 fn default_theta() -> f64 {
@@ -73,19 +80,34 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HfError + '_ {
     }
 }
 
-/// Reads `dir/config.json` as a [`ModelConfig`] (model types `qwen2`; others are refused).
+/// Reads `dir/config.json` as a [`ModelConfig`] (model types `qwen2` and `llama`; others, and
+/// RoPE scaling, are refused with a message naming what is unsupported).
 pub fn read_config(dir: &Path) -> Result<ModelConfig, HfError> {
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(io(&path))?;
     let c: HfConfig = serde_json::from_str(&text)
         .map_err(|e| HfError::Config(format!("{}: {e}", path.display())))?;
-    if c.model_type != "qwen2" {
-        return Err(HfError::Config(format!(
-            "model_type {:?} is not supported (qwen2 is)",
-            c.model_type
-        )));
+    let family = match c.model_type.as_str() {
+        "qwen2" => Family::Qwen2,
+        "llama" => Family::Llama,
+        other => {
+            return Err(HfError::Config(format!(
+                "model_type {other:?} is not supported (qwen2 and llama are)"
+            )));
+        }
+    };
+    if c.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
+        return Err(HfError::Config(
+            "rope_scaling is not supported; only plain RoPE with rope_theta".into(),
+        ));
+    }
+    if family == Family::Llama && (c.attention_bias == Some(true) || c.mlp_bias == Some(true)) {
+        return Err(HfError::Config(
+            "Llama with attention_bias or mlp_bias is not supported".into(),
+        ));
     }
     let cfg = ModelConfig {
+        family,
         vocab_size: c.vocab_size,
         hidden_size: c.hidden_size,
         intermediate_size: c.intermediate_size,
@@ -141,8 +163,8 @@ pub fn save(
 ) -> Result<(), HfError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let hf = serde_json::json!({
-        "architectures": ["Qwen2ForCausalLM"],
-        "model_type": "qwen2",
+        "architectures": [cfg.family.architecture()],
+        "model_type": cfg.family.model_type(),
         "torch_dtype": "float32",
         "vocab_size": cfg.vocab_size,
         "hidden_size": cfg.hidden_size,
@@ -178,11 +200,11 @@ pub fn save(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Qwen2;
-    use crate::model::qwen2::tests::tiny_config;
+    use crate::model::Decoder;
+    use crate::model::decoder::tests::tiny_config;
     use candle_nn::VarBuilder;
 
-    fn logits(m: &Qwen2) -> Vec<f32> {
+    fn logits(m: &Decoder) -> Vec<f32> {
         let ids = Tensor::new(&[[1u32, 5, 3, 9]], &Device::Cpu).unwrap();
         m.forward(&ids)
             .unwrap()
@@ -194,14 +216,31 @@ mod tests {
 
     #[test]
     fn save_and_load_round_trip_single_and_sharded() {
+        round_trip(Family::Qwen2, 27);
+    }
+
+    #[test]
+    fn llama_saves_and_loads_too() {
+        // No q/k/v biases: 27 − 2 layers × 3.
+        round_trip(Family::Llama, 21);
+    }
+
+    fn round_trip(family: Family, tensors: usize) {
         let dev = Device::Cpu;
-        let cfg = tiny_config(13);
+        let cfg = ModelConfig {
+            family,
+            ..tiny_config(13)
+        };
         let vm = VarMap::new();
-        let model = Qwen2::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
+        let model = Decoder::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
         crate::model::init_weights(&vm, 9, 0.1).unwrap();
         let want = logits(&model);
         let tok = crate::tokenizer::CharTokenizer::new().unwrap();
-        let dir = std::env::temp_dir().join(format!("hf-roundtrip-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "hf-roundtrip-{}-{}",
+            family.model_type(),
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         save(&dir, &cfg, &vm, Some(tok.inner())).unwrap();
         assert!(dir.join("tokenizer.json").is_file());
@@ -217,8 +256,8 @@ mod tests {
             assert_eq!(cfg2, cfg);
             let vm2 = VarMap::new();
             let n = load_weights(d, &vm2, &dev).unwrap();
-            assert_eq!(n, 27);
-            let m2 = Qwen2::new(&cfg2, VarBuilder::from_varmap(&vm2, DType::F32, &dev)).unwrap();
+            assert_eq!(n, tensors);
+            let m2 = Decoder::new(&cfg2, VarBuilder::from_varmap(&vm2, DType::F32, &dev)).unwrap();
             logits(&m2)
         };
         assert_eq!(load(&dir), want);
@@ -255,12 +294,24 @@ mod tests {
             "bf16 round trip moved logits by {max_diff}"
         );
 
-        std::fs::write(
-            dir.join("config.json"),
-            r#"{"model_type": "gpt2", "vocab_size": 1}"#,
-        )
-        .unwrap();
-        assert!(read_config(&dir).is_err());
+        let hf: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+        assert_eq!(hf["model_type"], family.model_type());
+        for (patch, why) in [
+            (serde_json::json!({"model_type": "gpt2"}), "model_type"),
+            (
+                serde_json::json!({"rope_scaling": {"type": "linear", "factor": 2.0}}),
+                "rope_scaling",
+            ),
+        ] {
+            let mut bad = hf.clone();
+            for (k, v) in patch.as_object().unwrap() {
+                bad[k] = v.clone();
+            }
+            std::fs::write(dir.join("config.json"), bad.to_string()).unwrap();
+            let e = read_config(&dir).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+        }
         std::fs::remove_dir_all(&dir).ok();
     }
 }

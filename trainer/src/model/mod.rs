@@ -1,13 +1,15 @@
 //! Causal language models the trainer can optimise.
 //!
-//! [`qwen2`] is a Qwen2-style decoder built only from differentiable candle ops (candle 0.11's
-//! fused `rms_norm`, `softmax_last_dim` and `rope` have no backward and would silently cut the
-//! graph). Its weights live in a [`candle_nn::VarMap`] under the Hugging Face tensor names.
+//! [`decoder`] is a Qwen2/Llama-family decoder built only from differentiable candle ops
+//! (candle 0.11's fused `rms_norm`, `softmax_last_dim` and `rope` have no backward and would
+//! silently cut the graph). Its weights live in a [`candle_nn::VarMap`] under the Hugging Face
+//! tensor names; [`hf`] reads and writes Hugging Face directories, [`gguf`] reads GGUF files.
 
+pub mod decoder;
+pub mod gguf;
 pub mod hf;
-pub mod qwen2;
 
-pub use qwen2::{ModelConfig, Qwen2};
+pub use decoder::{Decoder, Family, ModelConfig};
 
 use candle_core::Tensor;
 use candle_nn::VarMap;

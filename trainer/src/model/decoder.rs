@@ -1,5 +1,5 @@
-//! A differentiable Qwen2-style decoder: RMSNorm, rotary position embeddings (half-split, as
-//! in HF Qwen2), grouped-query attention with q/k/v biases, SwiGLU MLP, optional tied
+//! A differentiable Decoder-style decoder: RMSNorm, rotary position embeddings (half-split, as
+//! in HF Decoder), grouped-query attention with q/k/v biases, SwiGLU MLP, optional tied
 //! embeddings.
 //!
 //! Every op here has a backward in candle 0.11 (`rms_norm_slow`, `rope_slow`, `ops::softmax`,
@@ -10,10 +10,47 @@ use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, Init, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-/// Architecture hyper-parameters; field names follow HF `config.json` for Qwen2.
+/// Which decoder family: the two differ only in the attention projections' biases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// Qwen2: q/k/v projections with biases. The default.
+    #[default]
+    Qwen2,
+    /// Llama (also SmolLM2): no biases anywhere.
+    Llama,
+}
+
+impl Family {
+    /// Whether the q/k/v projections carry biases.
+    pub fn qkv_bias(self) -> bool {
+        matches!(self, Family::Qwen2)
+    }
+
+    /// The HF `model_type`.
+    pub fn model_type(self) -> &'static str {
+        match self {
+            Family::Qwen2 => "qwen2",
+            Family::Llama => "llama",
+        }
+    }
+
+    /// The HF `architectures` entry.
+    pub fn architecture(self) -> &'static str {
+        match self {
+            Family::Qwen2 => "Qwen2ForCausalLM",
+            Family::Llama => "LlamaForCausalLM",
+        }
+    }
+}
+
+/// Architecture hyper-parameters; field names follow HF `config.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
+    /// Decoder family. Default `qwen2`.
+    #[serde(default)]
+    pub family: Family,
     /// Vocabulary size (rows of the embedding).
     pub vocab_size: usize,
     /// Residual stream width.
@@ -26,9 +63,9 @@ pub struct ModelConfig {
     pub num_attention_heads: usize,
     /// Key/value heads (GQA); must divide `num_attention_heads`.
     pub num_key_value_heads: usize,
-    /// RoPE base. Qwen2 default 1e6.
+    /// RoPE base. Decoder default 1e6.
     pub rope_theta: f64,
-    /// RMSNorm epsilon. Qwen2 default 1e-6.
+    /// RMSNorm epsilon. Decoder default 1e-6.
     pub rms_norm_eps: f64,
     /// Longest sequence the RoPE tables cover, tokens.
     pub max_position_embeddings: usize,
@@ -127,10 +164,11 @@ struct Attention {
 impl Attention {
     fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
         let (h, hd) = (cfg.hidden_size, cfg.head_dim());
+        let bias = cfg.family.qkv_bias();
         Ok(Attention {
-            q_proj: candle_nn::linear_b(h, cfg.num_attention_heads * hd, true, vb.pp("q_proj"))?,
-            k_proj: candle_nn::linear_b(h, cfg.num_key_value_heads * hd, true, vb.pp("k_proj"))?,
-            v_proj: candle_nn::linear_b(h, cfg.num_key_value_heads * hd, true, vb.pp("v_proj"))?,
+            q_proj: candle_nn::linear_b(h, cfg.num_attention_heads * hd, bias, vb.pp("q_proj"))?,
+            k_proj: candle_nn::linear_b(h, cfg.num_key_value_heads * hd, bias, vb.pp("k_proj"))?,
+            v_proj: candle_nn::linear_b(h, cfg.num_key_value_heads * hd, bias, vb.pp("v_proj"))?,
             o_proj: candle_nn::linear_b(cfg.num_attention_heads * hd, h, false, vb.pp("o_proj"))?,
             n_heads: cfg.num_attention_heads,
             n_kv_heads: cfg.num_key_value_heads,
@@ -206,7 +244,7 @@ struct Layer {
 
 /// The model. Cloning is cheap (tensors are reference counted).
 #[derive(Debug, Clone)]
-pub struct Qwen2 {
+pub struct Decoder {
     embed_tokens: Embedding,
     layers: Vec<Layer>,
     norm: RmsNorm,
@@ -215,7 +253,7 @@ pub struct Qwen2 {
     cfg: ModelConfig,
 }
 
-impl Qwen2 {
+impl Decoder {
     /// Builds the model from `vb` (a `VarMap`-backed builder creates and registers the weights;
     /// a tensor-backed one loads them). Names follow the HF layout.
     pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
@@ -248,7 +286,7 @@ impl Qwen2 {
         } else {
             candle_nn::linear_b(cfg.hidden_size, cfg.vocab_size, false, vb.pp("lm_head"))?
         };
-        Ok(Qwen2 {
+        Ok(Decoder {
             embed_tokens,
             layers,
             norm,
@@ -306,6 +344,7 @@ pub(crate) mod tests {
 
     pub(crate) fn tiny_config(vocab: usize) -> ModelConfig {
         ModelConfig {
+            family: Family::Qwen2,
             vocab_size: vocab,
             hidden_size: 32,
             intermediate_size: 64,
@@ -321,12 +360,18 @@ pub(crate) mod tests {
 
     #[test]
     fn every_trainable_tensor_gets_a_nonzero_gradient() {
-        for tied in [false, true] {
+        for (family, tied) in [
+            (Family::Qwen2, false),
+            (Family::Qwen2, true),
+            (Family::Llama, false),
+            (Family::Llama, true),
+        ] {
             let vm = VarMap::new();
             let dev = Device::Cpu;
             let mut cfg = tiny_config(17);
             cfg.tie_word_embeddings = tied;
-            let model = Qwen2::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
+            cfg.family = family;
+            let model = Decoder::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
             let ids = Tensor::new(&[[1u32, 5, 3, 9, 2], [4, 4, 8, 0, 16]], &dev).unwrap();
             let logits = model.forward(&ids).unwrap();
             assert_eq!(logits.dims(), &[2, 5, 17]);
@@ -334,9 +379,11 @@ pub(crate) mod tests {
             let loss = lp.sqr().unwrap().mean_all().unwrap();
             let grads = loss.backward().unwrap();
             let data = vm.data().lock().unwrap();
-            // embed, final norm, lm_head; per layer q/k/v weight+bias, o, gate/up/down, 2 norms.
-            let expected = 3 + 2 * 12 - usize::from(tied);
-            assert_eq!(data.len(), expected, "tied={tied}");
+            // embed, final norm, lm_head; per layer q/k/v weights (+ biases for Qwen2), o,
+            // gate/up/down, 2 norms.
+            let per_layer = if family.qkv_bias() { 12 } else { 9 };
+            let expected = 3 + 2 * per_layer - usize::from(tied);
+            assert_eq!(data.len(), expected, "{family:?} tied={tied}");
             for (name, var) in data.iter() {
                 let g = grads
                     .get(var.as_tensor())
@@ -357,7 +404,7 @@ pub(crate) mod tests {
     fn causal_outputs_ignore_later_tokens() {
         let vm = VarMap::new();
         let dev = Device::Cpu;
-        let model = Qwen2::new(
+        let model = Decoder::new(
             &tiny_config(11),
             VarBuilder::from_varmap(&vm, DType::F32, &dev),
         )
@@ -383,13 +430,13 @@ pub(crate) mod tests {
     fn gradient_matches_finite_difference() {
         let vm = VarMap::new();
         let dev = Device::Cpu;
-        let model = Qwen2::new(
+        let model = Decoder::new(
             &tiny_config(13),
             VarBuilder::from_varmap(&vm, DType::F32, &dev),
         )
         .unwrap();
         let ids = Tensor::new(&[[1u32, 7, 3, 12]], &dev).unwrap();
-        let loss_of = |m: &Qwen2| -> Tensor {
+        let loss_of = |m: &Decoder| -> Tensor {
             let lp = candle_nn::ops::log_softmax(&m.forward(&ids).unwrap(), D::Minus1).unwrap();
             lp.narrow(2, 2, 1).unwrap().sum_all().unwrap()
         };
