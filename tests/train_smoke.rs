@@ -101,7 +101,7 @@ async fn grpo_run_defaults_to_sqlite_in_the_run_dir() {
         );
     }
     assert_eq!(
-        trainer::model::hf::read_config(&run_dir.join(train::FINAL_DIR)).unwrap(),
+        Some(trainer::model::hf::read_config(&run_dir.join(train::FINAL_DIR)).unwrap()),
         cfg.model
     );
     // The final evaluation: every problem of the task, k samples each, also in eval.jsonl.

@@ -25,8 +25,14 @@ pub struct TrainConfig {
     pub init_std: f64,
     /// Save a checkpoint (weights, optimizer, next step) every this many steps, and at the end.
     pub checkpoint_every: usize,
-    /// Architecture.
-    pub model: ModelConfig,
+    /// Architecture of a random-init model (`[model]`); exactly one of this and
+    /// `pretrained`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelConfig>,
+    /// A pretrained checkpoint to start from (`[pretrained]`); its architecture and tokenizer
+    /// come from the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrained: Option<PretrainedConfig>,
     /// The task.
     pub task: TaskConfig,
     /// Rollout generation.
@@ -43,6 +49,17 @@ pub struct TrainConfig {
     /// Periodic and final evaluation (avg@k, pass@k) over every problem of the task.
     #[serde(default)]
     pub eval: crate::eval::EvalConfig,
+}
+
+/// A pretrained starting point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PretrainedConfig {
+    /// A llama.cpp GGUF file (`llama` or `qwen2` architecture, byte-level BPE tokenizer in the
+    /// metadata), dequantized to f32 master weights; e.g. SmolLM2-135M-Instruct from
+    /// `scripts/fetch-smollm2.sh`. Prompts go through its chat template. A leading `~/` is
+    /// the home directory.
+    pub gguf: std::path::PathBuf,
 }
 
 /// Rollout settings.
@@ -172,7 +189,11 @@ impl TrainConfig {
     /// Checks ranges and cross-field constraints.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
-        self.model.validate().map_err(ConfigError::Invalid)?;
+        match (&self.model, &self.pretrained) {
+            (Some(m), None) => m.validate().map_err(ConfigError::Invalid)?,
+            (None, Some(_)) => {}
+            _ => return bad("the config needs exactly one of [model] and [pretrained]"),
+        }
         if self.rollout.group_size < 2 {
             return bad("rollout.group_size must be at least 2");
         }
@@ -234,6 +255,28 @@ mod tests {
     fn demo_config_is_valid() {
         let cfg = TrainConfig::demo();
         assert_eq!(cfg.algo.method, Method::Steer);
+    }
+
+    #[test]
+    fn shipped_configs_parse_and_name_exactly_one_model_source() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/configs");
+        for name in ["demo.toml", "tiny-cpu.toml", "smollm2-cpu.toml"] {
+            let text = std::fs::read_to_string(format!("{dir}/{name}")).unwrap();
+            let cfg = TrainConfig::from_toml(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(cfg.model.is_some() != cfg.pretrained.is_some(), "{name}");
+        }
+        let smol = std::fs::read_to_string(format!("{dir}/smollm2-cpu.toml")).unwrap();
+        let pre = TrainConfig::from_toml(&smol).unwrap().pretrained.unwrap();
+        assert!(pre.gguf.ends_with("SmolLM2-135M-Instruct.Q4_1.gguf"));
+        // Both sources, or neither: refused.
+        let both = format!(
+            "{smol}\n[model]\n{}",
+            &DEMO_TOML[DEMO_TOML.find("[model]").unwrap() + 7..DEMO_TOML.find("[task]").unwrap()]
+        );
+        let e = TrainConfig::from_toml(&both).unwrap_err().to_string();
+        assert!(e.contains("exactly one of [model] and [pretrained]"), "{e}");
+        let neither = smol.replace("[pretrained]", "[unused]");
+        assert!(TrainConfig::from_toml(&neither).is_err());
     }
 
     // DAPO: penalty = min(-(L - (max - buf)) / buf * factor, 0); max 12, buf 4, factor 1:

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::Decoder;
 use crate::rollout::{self, SamplingConfig};
 use crate::task::Problem;
-use crate::tokenizer::CharTokenizer;
+use crate::tokenizer::TextTokenizer;
 use crate::train::TrainError;
 
 /// Evaluation settings.
@@ -25,6 +25,9 @@ pub struct EvalConfig {
     pub temperature: f64,
     /// Nucleus sampling for evaluation. Default 1.0.
     pub top_p: f64,
+    /// Evaluate only the task's first this many problems (in file order); 0, the default,
+    /// evaluates all of them.
+    pub max_problems: usize,
 }
 
 impl Default for EvalConfig {
@@ -34,6 +37,7 @@ impl Default for EvalConfig {
             k: 8,
             temperature: 1.0,
             top_p: 1.0,
+            max_problems: 0,
         }
     }
 }
@@ -70,7 +74,7 @@ pub fn pass_at_k(n: usize, c: usize, k: usize) -> f64 {
 /// Evaluates `model` on `problems`.
 pub fn evaluate(
     model: &Decoder,
-    tok: &CharTokenizer,
+    tok: &TextTokenizer,
     problems: &[Problem],
     cfg: &EvalConfig,
     max_new_tokens: usize,
@@ -86,10 +90,22 @@ pub fn evaluate(
         top_p: cfg.top_p,
         top_k: 0,
     };
+    let problems = match cfg.max_problems {
+        0 => problems,
+        n => &problems[..n.min(problems.len())],
+    };
     let mut items = Vec::with_capacity(problems.len() * cfg.k);
     for p in problems {
-        let ids = tok.encode(&p.prompt)?;
-        for s in rollout::sample_group(model, &ids, cfg.k, &sampling, &device, &mut rng)? {
+        let ids = tok.encode(&tok.prompt_text(&p.prompt)?)?;
+        for s in rollout::sample_group(
+            model,
+            &ids,
+            cfg.k,
+            &sampling,
+            tok.eos_id(),
+            &device,
+            &mut rng,
+        )? {
             items.push(MathItem {
                 id: None,
                 response: tok.decode(&s.response_ids)?,

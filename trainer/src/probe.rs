@@ -274,6 +274,9 @@ pub enum ProbeError {
     /// Drawing the scatter plots.
     #[error("scatter plot: {0}")]
     Plot(#[from] crate::plot::PlotError),
+    /// Building the starting model.
+    #[error(transparent)]
+    Source(#[from] crate::model::source::SourceError),
 }
 
 /// Builds the config's model (seeded init and format warm-up, as `train` does), samples and
@@ -287,15 +290,11 @@ pub fn run_probe(
 ) -> std::result::Result<Vec<ProbePoint>, ProbeError> {
     use rand::SeedableRng;
     let device = candle_core::Device::Cpu;
-    let tok = crate::tokenizer::CharTokenizer::new()?;
     let task = cfg.task.load().map_err(crate::train::TrainError::from)?;
     let varmap = candle_nn::VarMap::new();
-    let policy = Decoder::new(
-        &cfg.model,
-        candle_nn::VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &device),
-    )?;
-    crate::model::init_weights(&varmap, cfg.seed, cfg.init_std)?;
-    let frozen = crate::train::detached_view(&varmap, cfg, &device)?;
+    let start = crate::model::source::start(cfg, &varmap, &device)?;
+    let (policy, tok) = (start.policy, start.tokenizer);
+    let frozen = crate::train::detached_view(&varmap, &start.config, &device)?;
     let params = crate::train::params_of(&varmap)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
     if cfg.warmup.steps > 0 {
@@ -306,12 +305,13 @@ pub fn run_probe(
     let problems = task.sample(&mut rng, o.prompts);
     let mut samples = Vec::new();
     for p in &problems {
-        let ids = tok.encode(&p.prompt)?;
+        let ids = tok.encode(&tok.prompt_text(&p.prompt)?)?;
         samples.extend(crate::rollout::sample_group(
             &frozen,
             &ids,
             g,
             &cfg.rollout.sampling,
+            tok.eos_id(),
             &device,
             &mut rng,
         )?);

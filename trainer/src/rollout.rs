@@ -10,7 +10,9 @@ use candle_core::{D, Device, Result, Tensor};
 use rand::Rng;
 
 use crate::model::Decoder;
-use crate::tokenizer::{EOS_ID, PAD_ID};
+#[cfg(test)]
+use crate::tokenizer::EOS_ID;
+use crate::tokenizer::PAD_ID;
 
 /// Sampling settings.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -43,19 +45,25 @@ pub struct Sample {
 }
 
 impl Sample {
-    /// True if the response ended with EOS rather than at the length limit.
-    pub fn finished(&self) -> bool {
-        self.response_ids.last() == Some(&EOS_ID)
+    /// True if the response ended with `eos` rather than at the length limit.
+    pub fn finished(&self, eos: u32) -> bool {
+        self.response_ids.last() == Some(&eos)
     }
 }
 
-/// Samples `g` responses to `prompt_ids`. `model` should be a detached (non-Var) view so no
-/// autograd graph is built.
+/// Samples `g` responses to `prompt_ids`, each ending at `eos` or the length limit. `model`
+/// should be a detached (non-Var) view so no autograd graph is built. Finished rows are
+/// padded with [`PAD_ID`] (0, a valid id in every vocabulary; padding is masked downstream).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the sampler's inputs, each distinct"
+)]
 pub fn sample_group<R: Rng>(
     model: &Decoder,
     prompt_ids: &[u32],
     g: usize,
     cfg: &SamplingConfig,
+    eos: u32,
     device: &Device,
     rng: &mut R,
 ) -> Result<Vec<Sample>> {
@@ -83,7 +91,7 @@ pub fn sample_group<R: Rng>(
             } else {
                 draw(&probs[i], rng)
             };
-            done[i] |= next == EOS_ID;
+            done[i] |= next == eos;
             row.push(next);
         }
     }
@@ -92,8 +100,8 @@ pub fn sample_group<R: Rng>(
         .into_iter()
         .map(|r| {
             let mut resp = r[plen..].to_vec();
-            if let Some(eos) = resp.iter().position(|&x| x == EOS_ID) {
-                resp.truncate(eos + 1);
+            if let Some(end) = resp.iter().position(|&x| x == eos) {
+                resp.truncate(end + 1);
             }
             Sample {
                 prompt_ids: prompt_ids.to_vec(),
@@ -219,7 +227,7 @@ mod tests {
         };
         let run = |seed| {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-            sample_group(&model, &[3, 4, 5], 4, &cfg, &dev, &mut rng).unwrap()
+            sample_group(&model, &[3, 4, 5], 4, &cfg, EOS_ID, &dev, &mut rng).unwrap()
         };
         let a = run(7);
         assert_eq!(a, run(7));

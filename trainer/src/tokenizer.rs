@@ -1,8 +1,11 @@
-//! A character-level tokenizer built with the `tokenizers` crate, for the built-in demo model.
+//! [`TextTokenizer`]: a `tokenizers` tokenizer with its end-of-sequence id and, for chat
+//! models, the chat template prompts are rendered through.
 //!
-//! Vocabulary: `<pad>`, `<eos>`, `<unk>` (ids 0–2), then newline and printable ASCII
-//! (`' '..='~'`), one token per character. It is a BPE model with no merges plus a `Fuse`
-//! decoder, so it saves and loads as an ordinary `tokenizer.json`.
+//! Two sources: the built-in character-level vocabulary of the random-init models
+//! ([`TextTokenizer::char_level`]: `<pad>`, `<eos>`, `<unk>` (ids 0–2), then newline and
+//! printable ASCII, one token per character; a BPE model with no merges plus a `Fuse` decoder,
+//! so it saves and loads as an ordinary `tokenizer.json`), and a pretrained model's tokenizer
+//! (e.g. read from a GGUF file by [`crate::model::gguf`]).
 
 use tokenizers::decoders::fuse::Fuse;
 use tokenizers::models::bpe::{BPE, Vocab};
@@ -22,15 +25,61 @@ pub enum TokenizerError {
     Backend(String),
 }
 
-/// A loaded tokenizer and its special ids.
+/// A loaded tokenizer, its end-of-sequence id and optional chat template.
 #[derive(Debug, Clone)]
-pub struct CharTokenizer {
+pub struct TextTokenizer {
     inner: Tokenizer,
+    eos_id: u32,
+    chat_template: Option<String>,
 }
 
-impl CharTokenizer {
-    /// Builds the character vocabulary.
-    pub fn new() -> Result<Self, TokenizerError> {
+impl TextTokenizer {
+    /// A pretrained tokenizer. `eos_id` ends a response (for instruct models the end-of-turn
+    /// token); `chat_template` (Jinja, as in `tokenizer_config.json` or GGUF metadata) renders
+    /// each prompt as one user message, with the generation prompt appended.
+    pub fn new(inner: Tokenizer, eos_id: u32, chat_template: Option<String>) -> Self {
+        TextTokenizer {
+            inner,
+            eos_id,
+            chat_template,
+        }
+    }
+
+    /// The end-of-sequence id.
+    pub fn eos_id(&self) -> u32 {
+        self.eos_id
+    }
+
+    /// The text the model is prompted with: `user` rendered through the chat template as one
+    /// user message (with `add_generation_prompt`), or `user` itself without a template.
+    pub fn prompt_text(&self, user: &str) -> Result<String, TokenizerError> {
+        let Some(template) = &self.chat_template else {
+            return Ok(user.to_string());
+        };
+        let eos = self.inner.id_to_token(self.eos_id).unwrap_or_default();
+        let mut env = minijinja::Environment::new();
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    msg,
+                ))
+            },
+        );
+        env.render_str(
+            template,
+            minijinja::context! {
+                messages => vec![minijinja::context! { role => "user", content => user }],
+                add_generation_prompt => true,
+                eos_token => eos,
+            },
+        )
+        .map_err(|e| TokenizerError::Backend(format!("chat template: {e}")))
+    }
+
+    /// Builds the character vocabulary of the built-in models.
+    pub fn char_level() -> Result<Self, TokenizerError> {
         let vocab: Vocab = SPECIALS
             .iter()
             .map(|s| (*s).to_string())
@@ -52,7 +101,11 @@ impl CharTokenizer {
         inner
             .add_special_tokens(specials)
             .map_err(|e| TokenizerError::Backend(e.to_string()))?;
-        Ok(CharTokenizer { inner })
+        Ok(TextTokenizer {
+            inner,
+            eos_id: EOS_ID,
+            chat_template: None,
+        })
     }
 
     /// Number of ids.
@@ -88,7 +141,7 @@ mod tests {
 
     #[test]
     fn round_trips_and_ids_are_stable() {
-        let t = CharTokenizer::new().unwrap();
+        let t = TextTokenizer::char_level().unwrap();
         assert_eq!(t.vocab_size(), 3 + 1 + 95);
         let text = "12+7=\\boxed{19}\n";
         let ids = t.encode(text).unwrap();
@@ -102,8 +155,27 @@ mod tests {
     }
 
     #[test]
+    fn chat_templates_render_one_user_turn() {
+        let chatml = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nBe brief<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+        let base = TextTokenizer::char_level().unwrap();
+        assert_eq!(base.prompt_text("2+2=").unwrap(), "2+2=");
+        let chat = TextTokenizer::new(base.inner().clone(), EOS_ID, Some(chatml.into()));
+        assert_eq!(
+            chat.prompt_text("What is 2+2?").unwrap(),
+            "<|im_start|>system\nBe brief<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
+        );
+        let broken = TextTokenizer::new(
+            base.inner().clone(),
+            EOS_ID,
+            Some("{{ raise_exception('no system role') }}".into()),
+        );
+        let e = broken.prompt_text("x").unwrap_err().to_string();
+        assert!(e.contains("no system role"), "{e}");
+    }
+
+    #[test]
     fn unknown_characters_map_to_unk() {
-        let t = CharTokenizer::new().unwrap();
+        let t = TextTokenizer::char_level().unwrap();
         assert_eq!(t.encode("é").unwrap(), vec![2]);
     }
 }

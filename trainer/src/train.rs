@@ -24,7 +24,7 @@ use crate::algo::{
 };
 use crate::checkpoint::{self, CheckpointError, CheckpointState};
 use crate::config::TrainConfig;
-use crate::model::{Decoder, init_weights};
+use crate::model::{Decoder, ModelConfig};
 use crate::optim::{AdamW, AdamWConfig, GradAccumulator, Param};
 use crate::reward;
 use crate::rollout::{self, Packed, Sample};
@@ -33,7 +33,7 @@ use crate::store::{
     WriterError,
 };
 use crate::task::{Task, TaskError};
-use crate::tokenizer::{CharTokenizer, EOS_ID, TokenizerError};
+use crate::tokenizer::{TextTokenizer, TokenizerError};
 
 /// Training failures.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +62,9 @@ pub enum TrainError {
     /// The config does not fit the model or task.
     #[error("config: {0}")]
     Config(String),
+    /// Building the starting model (random init or a pretrained file).
+    #[error(transparent)]
+    Source(#[from] crate::model::source::SourceError),
     /// Run directory I/O.
     #[error("run directory: {0}")]
     Io(#[from] std::io::Error),
@@ -163,24 +166,13 @@ pub const STORE_DRAIN_DEADLINE: Duration = Duration::from_secs(120);
 /// allowed (e.g. inside `tokio::task::spawn_blocking`, or a plain thread).
 pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSummary, TrainError> {
     let device = Device::Cpu;
-    let tok = CharTokenizer::new()?;
-    if tok.vocab_size() != cfg.model.vocab_size {
-        return Err(TrainError::Config(format!(
-            "model.vocab_size is {} but the tokenizer has {} tokens",
-            cfg.model.vocab_size,
-            tok.vocab_size()
-        )));
-    }
     let task = cfg.task.load()?;
     let mut varmap = VarMap::new();
-    let policy = Decoder::new(
-        &cfg.model,
-        VarBuilder::from_varmap(&varmap, DType::F32, &device),
-    )?;
-    init_weights(&varmap, cfg.seed, cfg.init_std)?;
+    let start = crate::model::source::start(cfg, &varmap, &device)?;
+    let (model_cfg, policy, tok) = (start.config, start.policy, start.tokenizer);
     // Rollouts and π_old scoring use detached views that share storage with the Vars, so they
     // see every update and build no autograd graph.
-    let frozen_view = detached_view(&varmap, cfg, &device)?;
+    let frozen_view = detached_view(&varmap, &model_cfg, &device)?;
     let params = params_of(&varmap)?;
     let mut opt = AdamW::new(params.clone(), cfg.optim)?;
     let config_json = serde_json::to_value(cfg).map_err(|e| TrainError::Config(e.to_string()))?;
@@ -222,10 +214,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
             rt.block_on(store.create_run(&RunRecord {
                 run_id: run_id.clone(),
                 method: cfg.algo.method.as_str().to_string(),
-                model: format!(
-                    "qwen2-random-init (layers {}, hidden {}, vocab {})",
-                    cfg.model.num_hidden_layers, cfg.model.hidden_size, cfg.model.vocab_size
-                ),
+                model: start.description.clone(),
                 config: config_json.clone(),
                 git_rev: option_env!("TRAINER_GIT_REV").map(str::to_string),
             }))?;
@@ -273,7 +262,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
     let reference = if cfg.algo.params.kl.beta > 0.0 {
         Some(reference_model(
             &varmap,
-            cfg,
+            &model_cfg,
             &opts.run_dir,
             resumed.is_some(),
             &device,
@@ -352,7 +341,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
     // The final policy in the Hugging Face layout, loadable by other tools.
     crate::model::hf::save(
         &opts.run_dir.join(FINAL_DIR),
-        &cfg.model,
+        &model_cfg,
         &varmap,
         Some(tok.inner()),
     )
@@ -390,7 +379,7 @@ struct StepContext<'a> {
     /// The frozen initial policy, when a KL penalty is configured.
     reference: Option<&'a Decoder>,
     frozen_view: &'a Decoder,
-    tok: &'a CharTokenizer,
+    tok: &'a TextTokenizer,
     device: &'a Device,
     client: &'a VerifierClient,
     rt: &'a Handle,
@@ -447,12 +436,13 @@ fn rl_step(
         let mut group_samples: Vec<Sample> = Vec::with_capacity(fresh.len() * g);
         for p in &fresh {
             used.insert(p.id.clone());
-            let ids = ctx.tok.encode(&p.prompt)?;
+            let ids = ctx.tok.encode(&ctx.tok.prompt_text(&p.prompt)?)?;
             group_samples.extend(rollout::sample_group(
                 ctx.frozen_view,
                 &ids,
                 g,
                 &cfg.rollout.sampling,
+                ctx.tok.eos_id(),
                 device,
                 &mut rng,
             )?);
@@ -653,7 +643,7 @@ fn rl_step(
             response: texts[i].clone(),
             ground_truth: problems[i / g].answer.clone(),
             num_tokens: s.response_ids.len() as i32,
-            finished: s.finished(),
+            finished: s.finished(ctx.tok.eos_id()),
             reward: f64::from(rewards[i]),
             verdict: r.verdict.as_str().to_string(),
             extracted: r.extracted.clone(),
@@ -767,7 +757,7 @@ fn keep_metrics_before(path: &Path, next_step: usize) -> Result<(), TrainError> 
 /// a resumed run keeps the same reference.
 fn reference_model(
     varmap: &VarMap,
-    cfg: &TrainConfig,
+    model_cfg: &ModelConfig,
     run_dir: &std::path::Path,
     resumed: bool,
     device: &Device,
@@ -789,7 +779,7 @@ fn reference_model(
         copies
     };
     Ok(Decoder::new(
-        &cfg.model,
+        model_cfg,
         VarBuilder::from_tensors(tensors, DType::F32, device),
     )?)
 }
@@ -820,7 +810,7 @@ pub(crate) fn format_warmup(
     task: &Task,
     policy: &Decoder,
     params: &[Param],
-    tok: &CharTokenizer,
+    tok: &TextTokenizer,
     device: &Device,
     rng: &mut StdRng,
 ) -> Result<f64, TrainError> {
@@ -837,9 +827,9 @@ pub(crate) fn format_warmup(
             .map(|_| {
                 let (prompt, response) = task.format_example(rng);
                 let mut response_ids = tok.encode(&response)?;
-                response_ids.push(EOS_ID);
+                response_ids.push(tok.eos_id());
                 Ok(Sample {
-                    prompt_ids: tok.encode(&prompt)?,
+                    prompt_ids: tok.encode(&tok.prompt_text(&prompt)?)?,
                     response_ids,
                 })
             })
@@ -897,7 +887,7 @@ fn token_batch(
 /// A model over detached views of the VarMap's tensors (shared storage, no graph).
 pub(crate) fn detached_view(
     varmap: &VarMap,
-    cfg: &TrainConfig,
+    model_cfg: &ModelConfig,
     device: &Device,
 ) -> candle_core::Result<Decoder> {
     let data = varmap
@@ -910,7 +900,7 @@ pub(crate) fn detached_view(
         .collect();
     drop(data);
     Decoder::new(
-        &cfg.model,
+        model_cfg,
         VarBuilder::from_tensors(tensors, DType::F32, device),
     )
 }

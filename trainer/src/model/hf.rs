@@ -235,7 +235,7 @@ mod tests {
         let model = Decoder::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
         crate::model::init_weights(&vm, 9, 0.1).unwrap();
         let want = logits(&model);
-        let tok = crate::tokenizer::CharTokenizer::new().unwrap();
+        let tok = crate::tokenizer::TextTokenizer::char_level().unwrap();
         let dir = std::env::temp_dir().join(format!(
             "hf-roundtrip-{}-{}",
             family.model_type(),

@@ -8,6 +8,7 @@
 pub mod decoder;
 pub mod gguf;
 pub mod hf;
+pub mod source;
 
 pub use decoder::{Decoder, Family, ModelConfig};
 

@@ -1,0 +1,112 @@
+//! Where a run's model comes from: a seeded random init of the config's `[model]` with the
+//! built-in character tokenizer, or a pretrained checkpoint (`[pretrained] gguf`) with its own
+//! architecture, tokenizer and chat template.
+
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+
+use super::{Decoder, ModelConfig, gguf};
+use crate::config::TrainConfig;
+use crate::tokenizer::{TextTokenizer, TokenizerError};
+
+/// Failures building the starting model.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The config names neither or both sources, or the tokenizer does not fit the model.
+    #[error("{0}")]
+    Config(String),
+    /// Reading the GGUF file.
+    #[error(transparent)]
+    Gguf(#[from] gguf::GgufError),
+    /// Tensor math.
+    #[error("model: {0}")]
+    Model(#[from] candle_core::Error),
+    /// The built-in tokenizer.
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+}
+
+/// A run's starting point: the policy (its weights are `Var`s in the caller's `VarMap`), its
+/// architecture and tokenizer, and a one-line description for the run record.
+#[derive(Debug, Clone)]
+pub struct Start {
+    /// The architecture.
+    pub config: ModelConfig,
+    /// The trainable policy.
+    pub policy: Decoder,
+    /// The tokenizer prompts and responses go through.
+    pub tokenizer: TextTokenizer,
+    /// E.g. `qwen2-random-init (layers 2, hidden 64, vocab 99)`.
+    pub description: String,
+}
+
+/// `~/…` → `$HOME/…`; other paths unchanged.
+fn expand_home(path: &std::path::Path) -> std::path::PathBuf {
+    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => std::path::PathBuf::from(home).join(rest),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Builds the starting policy into `varmap`: from the GGUF file of `[pretrained]`, or as a
+/// random init of `[model]` seeded by `cfg.seed`.
+pub fn start(cfg: &TrainConfig, varmap: &VarMap, device: &Device) -> Result<Start, SourceError> {
+    match (&cfg.model, &cfg.pretrained) {
+        (Some(model), None) => {
+            let tokenizer = TextTokenizer::char_level()?;
+            if tokenizer.vocab_size() != model.vocab_size {
+                return Err(SourceError::Config(format!(
+                    "model.vocab_size is {} but the built-in tokenizer has {} tokens",
+                    model.vocab_size,
+                    tokenizer.vocab_size()
+                )));
+            }
+            let policy = Decoder::new(model, VarBuilder::from_varmap(varmap, DType::F32, device))?;
+            super::init_weights(varmap, cfg.seed, cfg.init_std)?;
+            Ok(Start {
+                description: format!(
+                    "{}-random-init (layers {}, hidden {}, vocab {})",
+                    model.family.model_type(),
+                    model.num_hidden_layers,
+                    model.hidden_size,
+                    model.vocab_size
+                ),
+                config: model.clone(),
+                policy,
+                tokenizer,
+            })
+        }
+        (None, Some(p)) => {
+            let g = gguf::load(&expand_home(&p.gguf), varmap, device)?;
+            let inner = g.tokenizer.ok_or_else(|| {
+                SourceError::Config(format!("{} holds no tokenizer", p.gguf.display()))
+            })?;
+            let eos = g.eos_id.ok_or_else(|| {
+                SourceError::Config(format!("{} names no EOS token", p.gguf.display()))
+            })?;
+            let policy = Decoder::new(
+                &g.config,
+                VarBuilder::from_varmap(varmap, DType::F32, device),
+            )?;
+            Ok(Start {
+                description: format!(
+                    "{} ({}, layers {}, hidden {}, vocab {})",
+                    p.gguf.file_name().map_or_else(
+                        || p.gguf.display().to_string(),
+                        |n| n.to_string_lossy().into_owned()
+                    ),
+                    g.config.family.model_type(),
+                    g.config.num_hidden_layers,
+                    g.config.hidden_size,
+                    g.config.vocab_size
+                ),
+                config: g.config,
+                policy,
+                tokenizer: TextTokenizer::new(inner, eos, g.chat_template),
+            })
+        }
+        _ => Err(SourceError::Config(
+            "the config needs exactly one of [model] and [pretrained]".into(),
+        )),
+    }
+}
