@@ -61,7 +61,7 @@ impl PrivatePostgres {
             .ok()?
             .filter_map(|e| Some(e.ok()?.path().join("bin")))
             .find(|b| b.join("initdb").is_file() && b.join("pg_ctl").is_file());
-        let root = nix_is_root();
+        let root = is_root();
         let has_user = Command::new("id")
             .arg("postgres")
             .output()
@@ -161,7 +161,7 @@ impl Drop for PrivatePostgres {
     }
 }
 
-fn nix_is_root() -> bool {
+fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
