@@ -2,14 +2,14 @@
 //! the prompt length, so no left padding is needed).
 //!
 //! Temperature sampling on the host from `softmax(logits / T)`, seeded through the caller's RNG
-//! so runs are reproducible. The model is re-run on the whole prefix at each step (no KV
-//! cache): right for the tiny built-in model, and it keeps one forward path for sampling and
-//! scoring.
+//! so runs are reproducible. The prompt goes through the model once; each later token is one
+//! position on the decoder's KV cache ([`Decoder::forward_from`], the same layers and weights
+//! as the scoring forward; a test checks the logits agree).
 
 use candle_core::{D, Device, Result, Tensor};
 use rand::Rng;
 
-use crate::model::Decoder;
+use crate::model::{Decoder, KvCache};
 #[cfg(test)]
 use crate::tokenizer::EOS_ID;
 use crate::tokenizer::PAD_ID;
@@ -75,14 +75,16 @@ pub fn sample_group<R: Rng>(
     }
     let mut rows: Vec<Vec<u32>> = vec![prompt_ids.to_vec(); g];
     let mut done = vec![false; g];
+    // The prompt once through the model, then one token per row per step on the KV cache.
+    let mut cache = KvCache::default();
+    let mut next_input = Tensor::from_vec(prompt_ids.repeat(g), (g, prompt_ids.len()), device)?;
     for _ in 0..cfg.max_new_tokens {
         if done.iter().all(|&d| d) {
             break;
         }
-        let t = rows[0].len();
-        let flat: Vec<u32> = rows.iter().flatten().copied().collect();
-        let ids = Tensor::from_vec(flat, (g, t), device)?;
-        let logits = model.forward(&ids)?.narrow(1, t - 1, 1)?.squeeze(1)?; // (g, v)
+        let out = model.forward_from(&next_input, &mut cache)?;
+        let t = out.dim(1)?;
+        let logits = out.narrow(1, t - 1, 1)?.squeeze(1)?; // (g, v)
         let probs =
             candle_nn::ops::softmax(&(logits / cfg.temperature)?, D::Minus1)?.to_vec2::<f32>()?;
         for (i, row) in rows.iter_mut().enumerate() {
@@ -94,6 +96,8 @@ pub fn sample_group<R: Rng>(
             done[i] |= next == eos;
             row.push(next);
         }
+        let last: Vec<u32> = rows.iter().map(|r| r[r.len() - 1]).collect();
+        next_input = Tensor::from_vec(last, (g, 1), device)?;
     }
     let plen = prompt_ids.len();
     Ok(rows

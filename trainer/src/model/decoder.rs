@@ -123,10 +123,11 @@ impl Rotary {
         })
     }
 
-    fn apply(&self, x: &Tensor) -> Result<Tensor> {
+    /// Rotates `x` `(b, h, t, d)` for positions `offset..offset + t`.
+    fn apply(&self, x: &Tensor, offset: usize) -> Result<Tensor> {
         let (_b, _h, t, _d) = x.dims4()?;
-        let cos = self.cos.narrow(0, 0, t)?.to_dtype(x.dtype())?;
-        let sin = self.sin.narrow(0, 0, t)?.to_dtype(x.dtype())?;
+        let cos = self.cos.narrow(0, offset, t)?.to_dtype(x.dtype())?;
+        let sin = self.sin.narrow(0, offset, t)?.to_dtype(x.dtype())?;
         candle_nn::rotary_emb::rope_slow(x, &cos, &sin)
     }
 }
@@ -176,16 +177,32 @@ impl Attention {
         })
     }
 
-    fn forward(&self, x: &Tensor, rotary: &Rotary, mask: &Tensor) -> Result<Tensor> {
+    /// Attention of the positions in `x` `(b, t, h)`, which start at `offset`, over `past`
+    /// keys/values (the `offset` positions before them, when cached) and themselves; `mask`
+    /// `(t, offset + t)` is added to the scores. Returns the output and all keys/values so far
+    /// `(b, n_kv, offset + t, hd)`.
+    fn forward(
+        &self,
+        x: &Tensor,
+        rotary: &Rotary,
+        mask: &Tensor,
+        offset: usize,
+        past: Option<&(Tensor, Tensor)>,
+    ) -> Result<(Tensor, (Tensor, Tensor))> {
         let (b, t, _) = x.dims3()?;
         let heads = |y: Tensor, n: usize| {
             y.reshape((b, t, n, self.head_dim))?
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let q = rotary.apply(&heads(self.q_proj.forward(x)?, self.n_heads)?)?; // (b, nh, t, hd)
-        let k = rotary.apply(&heads(self.k_proj.forward(x)?, self.n_kv_heads)?)?; // (b, nkv, t, hd)
+        let q = rotary.apply(&heads(self.q_proj.forward(x)?, self.n_heads)?, offset)?; // (b, nh, t, hd)
+        let k = rotary.apply(&heads(self.k_proj.forward(x)?, self.n_kv_heads)?, offset)?; // (b, nkv, t, hd)
         let v = heads(self.v_proj.forward(x)?, self.n_kv_heads)?;
+        let (k, v) = match past {
+            Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
+            None => (k, v),
+        };
+        let kv = (k.clone(), v.clone());
         let rep = self.n_heads / self.n_kv_heads;
         let (k, v) = (repeat_kv(&k, rep)?, repeat_kv(&v, rep)?);
         let scale = 1.0 / (self.head_dim as f64).sqrt();
@@ -196,7 +213,7 @@ impl Attention {
                 .matmul(&v)?
                 .transpose(1, 2)?
                 .reshape((b, t, self.n_heads * self.head_dim))?;
-        self.o_proj.forward(&out)
+        Ok((self.o_proj.forward(&out)?, kv))
     }
 }
 
@@ -304,37 +321,85 @@ impl Decoder {
     /// Logits for every position: `ids` `(b, t)` u32 → `(b, t, vocab)` f32. Causal attention
     /// only, so right padding never changes the outputs of earlier positions.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        self.forward_from(ids, &mut KvCache::default())
+    }
+
+    /// Logits of the new positions `ids` `(b, t)`, which follow the `cache.len()` positions
+    /// already in `cache`, and their keys/values appended to it: feeding a prompt and then one
+    /// token at a time gives the logits [`Decoder::forward`] gives for the whole sequence,
+    /// without recomputing the prefix. For sampling: use a detached view (the cache would
+    /// otherwise hold autograd graphs), and one cache per batch of rows.
+    pub fn forward_from(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
         let (_b, t) = ids.dims2()?;
-        if t > self.cfg.max_position_embeddings {
+        let offset = cache.len;
+        if offset + t > self.cfg.max_position_embeddings {
             candle_core::bail!(
-                "sequence of {t} tokens exceeds max_position_embeddings {}",
+                "sequence of {} tokens exceeds max_position_embeddings {}",
+                offset + t,
                 self.cfg.max_position_embeddings
             );
         }
-        let mask = causal_mask(t, ids.device())?;
+        if !cache.layers.is_empty() && cache.layers.len() != self.layers.len() {
+            candle_core::bail!("KV cache of another model");
+        }
+        let mask = causal_mask(t, offset, ids.device())?;
         let mut x = self.embed_tokens.forward(ids)?;
-        for layer in &self.layers {
-            let h = layer.self_attn.forward(
+        let mut kvs = Vec::with_capacity(self.layers.len());
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (h, kv) = layer.self_attn.forward(
                 &layer.input_layernorm.forward(&x)?,
                 &self.rotary,
                 &mask,
+                offset,
+                cache.layers.get(i),
             )?;
+            kvs.push(kv);
             x = (x + h)?;
             let h = layer
                 .mlp
                 .forward(&layer.post_attention_layernorm.forward(&x)?)?;
             x = (x + h)?;
         }
+        cache.layers = kvs;
+        cache.len = offset + t;
         self.lm_head.forward(&self.norm.forward(&x)?)
     }
 }
 
-/// `(t, t)` additive mask: 0 on and below the diagonal, −∞ above.
-fn causal_mask(t: usize, dev: &Device) -> Result<Tensor> {
+/// Keys and values of the positions a [`Decoder`] has seen, per layer `(b, n_kv, len, hd)`.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<(Tensor, Tensor)>,
+    len: usize,
+}
+
+impl KvCache {
+    /// Positions cached.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True before the first forward.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// `(t, offset + t)` additive mask for `t` new positions after `offset` cached ones: new
+/// position `i` sees every cached position and new positions up to `i` (0), not later ones (−∞).
+fn causal_mask(t: usize, offset: usize, dev: &Device) -> Result<Tensor> {
     let data: Vec<f32> = (0..t)
-        .flat_map(|i| (0..t).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY }))
+        .flat_map(|i| {
+            (0..offset + t).map(move |j| {
+                if j <= offset + i {
+                    0.0
+                } else {
+                    f32::NEG_INFINITY
+                }
+            })
+        })
         .collect();
-    Tensor::from_vec(data, (t, t), dev)
+    Tensor::from_vec(data, (t, offset + t), dev)
 }
 
 #[cfg(test)]
@@ -397,6 +462,46 @@ pub(crate) mod tests {
                     .unwrap();
                 assert!(norm > 0.0 && norm.is_finite(), "{name}: grad norm {norm}");
             }
+        }
+    }
+
+    #[test]
+    fn cached_decoding_gives_the_full_forward_logits() {
+        for family in [Family::Qwen2, Family::Llama] {
+            let vm = VarMap::new();
+            let dev = Device::Cpu;
+            let cfg = ModelConfig {
+                family,
+                ..tiny_config(19)
+            };
+            let model = Decoder::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
+            crate::model::init_weights(&vm, 5, 0.3).unwrap();
+            let ids =
+                Tensor::new(&[[1u32, 5, 3, 9, 7, 2, 11], [4, 4, 8, 0, 16, 18, 3]], &dev).unwrap();
+            let full = model.forward(&ids).unwrap();
+            // Prompt of 3, then 1, then 3 at once, then none left.
+            let mut cache = KvCache::default();
+            let mut parts = Vec::new();
+            for (start, len) in [(0, 3), (3, 1), (4, 3)] {
+                parts.push(
+                    model
+                        .forward_from(&ids.narrow(1, start, len).unwrap(), &mut cache)
+                        .unwrap(),
+                );
+                assert_eq!(cache.len(), start + len);
+            }
+            let stepped = Tensor::cat(&parts, 1).unwrap();
+            let diff = (full - stepped)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(diff < 1e-5, "{family:?}: max |Δlogit| {diff}");
+            let too_long = Tensor::zeros((1, 64), DType::U32, &dev).unwrap();
+            assert!(model.forward_from(&too_long, &mut cache).is_err());
         }
     }
 

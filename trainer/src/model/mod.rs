@@ -10,7 +10,7 @@ pub mod gguf;
 pub mod hf;
 pub mod source;
 
-pub use decoder::{Decoder, Family, ModelConfig};
+pub use decoder::{Decoder, Family, KvCache, ModelConfig};
 
 use candle_core::Tensor;
 use candle_nn::VarMap;
