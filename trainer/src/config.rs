@@ -266,8 +266,26 @@ mod tests {
             assert!(cfg.model.is_some() != cfg.pretrained.is_some(), "{name}");
         }
         let smol = std::fs::read_to_string(format!("{dir}/smollm2-cpu.toml")).unwrap();
-        let pre = TrainConfig::from_toml(&smol).unwrap().pretrained.unwrap();
-        assert!(pre.gguf.ends_with("SmolLM2-135M-Instruct.Q4_1.gguf"));
+        let parsed = TrainConfig::from_toml(&smol).unwrap();
+        assert!(
+            parsed
+                .pretrained
+                .unwrap()
+                .gguf
+                .ends_with("SmolLM2-135M-Instruct.Q4_1.gguf")
+        );
+        // `[task.grading]` is the verifier's MathOptions, unknown keys refused.
+        let grading = parsed.task.grading.unwrap();
+        assert!(!grading.require_boxed);
+        assert_eq!(
+            grading.float_rounding,
+            protocol::MathOptions::default().float_rounding
+        );
+        let typo = smol.replace("require_boxed = false", "require_box = false");
+        assert!(matches!(
+            TrainConfig::from_toml(&typo),
+            Err(ConfigError::Parse(_))
+        ));
         // Both sources, or neither: refused.
         let both = format!(
             "{smol}\n[model]\n{}",

@@ -71,6 +71,17 @@ pub fn pass_at_k(n: usize, c: usize, k: usize) -> f64 {
         .product::<f64>()
 }
 
+/// Where evaluation responses are graded, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct Grader<'a> {
+    /// The verifier.
+    pub client: &'a VerifierClient,
+    /// The runtime the client runs on.
+    pub rt: &'a tokio::runtime::Handle,
+    /// Grading options for every item (the task's `[task.grading]`); `None`: the defaults.
+    pub options: Option<&'a protocol::MathOptions>,
+}
+
 /// Evaluates `model` on `problems`.
 pub fn evaluate(
     model: &Decoder,
@@ -79,9 +90,13 @@ pub fn evaluate(
     cfg: &EvalConfig,
     max_new_tokens: usize,
     seed: u64,
-    verifier: (&VerifierClient, &tokio::runtime::Handle),
+    grader: Grader<'_>,
 ) -> Result<EvalResult, TrainError> {
-    let (client, rt) = verifier;
+    let Grader {
+        client,
+        rt,
+        options: grading,
+    } = grader;
     let device = Device::Cpu;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let sampling = SamplingConfig {
@@ -110,7 +125,7 @@ pub fn evaluate(
                 id: None,
                 response: tok.decode(&s.response_ids)?,
                 ground_truth: p.answer.clone(),
-                options: None,
+                options: grading.cloned(),
             });
         }
     }

@@ -324,7 +324,7 @@ pub fn run_probe(
                 id: None,
                 response: tok.decode(&s.response_ids)?,
                 ground_truth: problems[i / g].answer.clone(),
-                options: None,
+                options: cfg.task.grading.clone(),
             })
         })
         .collect::<std::result::Result<Vec<_>, crate::tokenizer::TokenizerError>>()?;

@@ -50,7 +50,7 @@ impl AdditionTask {
 
 /// The `[task]` table: either `max_operand` (the built-in task) or `dataset` (a JSON Lines
 /// file); exactly one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskConfig {
     /// Built-in addition with operands in `0..=max_operand`.
@@ -59,6 +59,11 @@ pub struct TaskConfig {
     /// Prompts from this JSON Lines file (verl's row schema).
     #[serde(default)]
     pub dataset: Option<std::path::PathBuf>,
+    /// Grading options sent with every item (`[task.grading]`, the verifier's `MathOptions`,
+    /// e.g. `require_boxed = false` to accept a plain final number); absent: the verifier's
+    /// defaults (a `\boxed{}` answer required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grading: Option<protocol::MathOptions>,
 }
 
 /// Task loading failures.
@@ -226,6 +231,7 @@ mod tests {
         let loaded = TaskConfig {
             max_operand: Some(3),
             dataset: None,
+            grading: None,
         }
         .load()
         .unwrap();
@@ -254,6 +260,7 @@ mod tests {
         let t = TaskConfig {
             max_operand: None,
             dataset: Some(path.clone()),
+            grading: None,
         }
         .load()
         .unwrap();
@@ -279,6 +286,7 @@ mod tests {
         let err = TaskConfig {
             max_operand: None,
             dataset: Some(path.clone()),
+            grading: None,
         }
         .load()
         .unwrap_err();
@@ -290,7 +298,8 @@ mod tests {
         assert!(matches!(
             TaskConfig {
                 max_operand: Some(2),
-                dataset: Some(path.clone())
+                dataset: Some(path.clone()),
+                grading: None,
             }
             .load(),
             Err(TaskError::Ambiguous)

@@ -460,7 +460,7 @@ fn rl_step(
                 id: Some(format!("{}#{}", fresh[i / g].id, i % g)),
                 response: text.clone(),
                 ground_truth: fresh[i / g].answer.clone(),
-                options: None,
+                options: cfg.task.grading.clone(),
             })
             .collect();
         let graded = ctx.rt.block_on(reward::grade(ctx.client, items))?;
@@ -697,7 +697,11 @@ fn evaluate_now(
         &cfg.eval,
         cfg.rollout.sampling.max_new_tokens,
         seed,
-        (ctx.client, ctx.rt),
+        crate::eval::Grader {
+            client: ctx.client,
+            rt: ctx.rt,
+            options: cfg.task.grading.as_ref(),
+        },
     )?;
     let mut f = std::fs::OpenOptions::new()
         .create(true)
