@@ -105,7 +105,7 @@ async fn grpo_run_defaults_to_sqlite_in_the_run_dir() {
         cfg.model
     );
     // The final evaluation: every problem of the task, k samples each, also in eval.jsonl.
-    let (steps_taken, e) = summary.evals.last().copied().unwrap();
+    let (steps_taken, e) = summary.evals.last().cloned().unwrap();
     let n_problems = cfg.task.load().unwrap().problems().len();
     assert_eq!(
         (steps_taken, e.problems, e.k),
@@ -363,7 +363,7 @@ async fn trains_on_a_jsonl_dataset() {
     let rows: Vec<String> = (0..6)
         .map(|i| {
             serde_json::json!({
-                "data_source": "toy",
+                "data_source": if i % 2 == 0 { "toy" } else { "toy-odd" },
                 "prompt": [{"role": "user", "content": format!("{i}*2=")}],
                 "reward_model": {"ground_truth": (i * 2).to_string()},
                 "id": format!("dbl-{i}"),
@@ -384,7 +384,13 @@ async fn trains_on_a_jsonl_dataset() {
         summary.rollouts_written,
         cfg.steps * 6.min(cfg.rollout.prompts_per_step) * cfg.rollout.group_size
     );
-    assert_eq!(summary.evals.last().unwrap().1.problems, 6);
+    let last = &summary.evals.last().unwrap().1;
+    assert_eq!(last.problems, 6);
+    // Per data source: "toy" for even rows, "toy-odd" for odd ones, 3 problems each, and the
+    // overall avg@k is their problem-weighted mean.
+    let (even, odd) = (&last.by_source["toy"], &last.by_source["toy-odd"]);
+    assert_eq!((even.problems, odd.problems), (3, 3));
+    assert!((last.avg_at_k - (even.avg_at_k + odd.avg_at_k) / 2.0).abs() < 1e-12);
     let store = Store::connect(&summary.database_url).await.unwrap();
     let Store::Sqlite(pool) = &store else {
         panic!("expected sqlite")

@@ -38,7 +38,7 @@ pub fn half_life(entropies: &[f64]) -> Option<usize> {
 pub fn row(method: Method, s: &RunSummary) -> CompareRow {
     let h: Vec<f64> = s.history.iter().map(|m| m.entropy).collect();
     let tail = &s.history[s.history.len().saturating_sub(10)..];
-    let last_eval = s.evals.last().map(|(_, e)| *e);
+    let last_eval = s.evals.last().map(|(_, e)| e);
     CompareRow {
         method: method.as_str(),
         reward_last10: tail.iter().map(|m| m.reward_mean).sum::<f64>() / tail.len().max(1) as f64,

@@ -43,7 +43,7 @@ impl Default for EvalConfig {
 }
 
 /// Evaluation result.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EvalResult {
     /// Problems evaluated.
     pub problems: usize,
@@ -55,6 +55,34 @@ pub struct EvalResult {
     pub pass_at_k: f64,
     /// Unbiased pass@1 (equal to avg@k in expectation).
     pub pass_at_1: f64,
+    /// The same scores per `data_source`.
+    pub by_source: std::collections::BTreeMap<String, SourceScores>,
+}
+
+/// The scores of one data source's problems.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SourceScores {
+    /// Problems of this source evaluated.
+    pub problems: usize,
+    /// Mean accuracy over their samples.
+    pub avg_at_k: f64,
+    /// Mean unbiased pass@k.
+    pub pass_at_k: f64,
+    /// Mean unbiased pass@1.
+    pub pass_at_1: f64,
+}
+
+impl SourceScores {
+    /// Scores from the correct-sample counts of each problem, `k` samples each.
+    pub fn from_counts(correct: &[usize], k: usize) -> Self {
+        let n = correct.len().max(1) as f64;
+        SourceScores {
+            problems: correct.len(),
+            avg_at_k: correct.iter().sum::<usize>() as f64 / (n * k as f64),
+            pass_at_k: correct.iter().map(|&c| pass_at_k(k, c, k)).sum::<f64>() / n,
+            pass_at_1: correct.iter().map(|&c| pass_at_k(k, c, 1)).sum::<f64>() / n,
+        }
+    }
 }
 
 /// Unbiased pass@k from `n` samples of which `c` are correct: `1 − C(n−c, k)/C(n, k)`.
@@ -134,17 +162,21 @@ pub fn evaluate(
         .chunks(cfg.k)
         .map(|g| g.iter().filter(|r| r.correct).count())
         .collect();
-    let n = problems.len().max(1) as f64;
+    let all = SourceScores::from_counts(&correct, cfg.k);
+    let mut per: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+    for (p, &c) in problems.iter().zip(&correct) {
+        per.entry(p.data_source.clone()).or_default().push(c);
+    }
     Ok(EvalResult {
         problems: problems.len(),
         k: cfg.k,
-        avg_at_k: correct.iter().sum::<usize>() as f64 / (n * cfg.k as f64),
-        pass_at_k: correct
-            .iter()
-            .map(|&c| pass_at_k(cfg.k, c, cfg.k))
-            .sum::<f64>()
-            / n,
-        pass_at_1: correct.iter().map(|&c| pass_at_k(cfg.k, c, 1)).sum::<f64>() / n,
+        avg_at_k: all.avg_at_k,
+        pass_at_k: all.pass_at_k,
+        pass_at_1: all.pass_at_1,
+        by_source: per
+            .into_iter()
+            .map(|(src, counts)| (src, SourceScores::from_counts(&counts, cfg.k)))
+            .collect(),
     })
 }
 
@@ -161,5 +193,16 @@ mod tests {
         assert_eq!(pass_at_k(10, 0, 5), 0.0);
         assert_eq!(pass_at_k(10, 8, 5), 1.0);
         assert!(pass_at_k(3, 1, 5).is_nan());
+    }
+
+    // Two problems, k = 4, 1 and 4 correct: avg@4 = 5/8; pass@4 = (1 + 1)/2;
+    // pass@1 = (0.25 + 1)/2 = 0.625.
+    #[test]
+    fn source_scores_average_over_problems() {
+        let s = SourceScores::from_counts(&[1, 4], 4);
+        assert_eq!(s.problems, 2);
+        assert!((s.avg_at_k - 0.625).abs() < 1e-12);
+        assert!((s.pass_at_k - 1.0).abs() < 1e-12);
+        assert!((s.pass_at_1 - 0.625).abs() < 1e-12);
     }
 }

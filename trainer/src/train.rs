@@ -707,7 +707,7 @@ fn evaluate_now(
         .create(true)
         .append(true)
         .open(run_dir.join(EVAL_FILE))?;
-    let mut line = serde_json::to_value(result).unwrap_or_default();
+    let mut line = serde_json::to_value(&result).unwrap_or_default();
     if let Some(o) = line.as_object_mut() {
         o.insert("step".into(), steps_taken.into());
     }
@@ -716,14 +716,26 @@ fn evaluate_now(
 }
 
 fn eval_line(steps_taken: usize, e: &crate::eval::EvalResult) -> String {
-    format!(
+    let mut line = format!(
         "eval after {steps_taken} steps: avg@{k} {:.3}  pass@1 {:.3}  pass@{k} {:.3}  ({} problems)",
         e.avg_at_k,
         e.pass_at_1,
         e.pass_at_k,
         e.problems,
         k = e.k
-    )
+    );
+    if e.by_source.len() > 1 {
+        for (src, s) in &e.by_source {
+            line.push_str(&format!(
+                "\n  {src}: avg@{k} {:.3}  pass@{k} {:.3}  ({} problems)",
+                s.avg_at_k,
+                s.pass_at_k,
+                s.problems,
+                k = e.k
+            ));
+        }
+    }
+    line
 }
 
 /// Subdirectory of the run directory holding the final policy (HF layout).
