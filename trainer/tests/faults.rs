@@ -10,13 +10,14 @@
 //! binaries under `/usr/lib/postgresql/*/bin`; without them the test prints a skip line.
 //! Everything listens on 127.0.0.1 only. Set `FAULTS_STEPS` for a longer run (default 8).
 
+mod support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::comparable_metrics;
 
-use serde_json::Value;
 use sqlx::Connection;
 
 const ROLLOUTS_PER_STEP: usize = 8 * 8;
@@ -257,21 +258,6 @@ fn demo(steps: usize, run_dir: &Path) -> Command {
     cmd
 }
 
-/// `metrics.jsonl` without the wall-clock timings and the run id.
-fn metrics(run_dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run_dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: Value = serde_json::from_str(l).unwrap();
-            let fields = v.as_object_mut().unwrap();
-            fields.remove("timings");
-            fields.remove("run_id");
-            v
-        })
-        .collect()
-}
-
 #[test]
 fn verifier_killed_and_postgres_crashed_mid_run_lose_and_duplicate_nothing() {
     let Some(pg) = PrivatePostgres::create() else {
@@ -388,7 +374,10 @@ fn verifier_killed_and_postgres_crashed_mid_run_lose_and_duplicate_nothing() {
     assert_eq!((step_rows, finished), (steps as i64, true), "step rows");
 
     // The faults changed nothing the run computed.
-    let (faulted, uninterrupted) = (metrics(&run_dir), metrics(&base.join("reference")));
+    let (faulted, uninterrupted) = (
+        comparable_metrics(&run_dir),
+        comparable_metrics(&base.join("reference")),
+    );
     assert_eq!(faulted.len(), steps);
     assert_eq!(faulted, uninterrupted);
     eprintln!(

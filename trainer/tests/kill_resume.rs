@@ -3,8 +3,10 @@
 //! Postgres (`TRAINER_TEST_PG_URL`, default `postgres://root@127.0.0.1/test`), and
 //! `metrics.jsonl` must hold one line per step, equal to an uninterrupted run's.
 
+mod support;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use support::comparable_metrics;
 
 use sqlx::Connection;
 
@@ -33,21 +35,6 @@ fn demo(run_dir: &std::path::Path, resume: bool) -> Command {
         cmd.arg("--resume");
     }
     cmd
-}
-
-/// `metrics.jsonl` without the wall-clock timings and the run id.
-fn metrics(run_dir: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run_dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            let fields = v.as_object_mut().unwrap();
-            fields.remove("timings");
-            fields.remove("run_id");
-            v
-        })
-        .collect()
 }
 
 #[test]
@@ -137,8 +124,8 @@ fn killed_and_resumed_run_stores_each_rollout_exactly_once() {
         .output()
         .unwrap();
     assert!(out.status.success(), "reference run: {out:?}");
-    let resumed = metrics(&run_dir);
+    let resumed = comparable_metrics(&run_dir);
     assert_eq!(resumed.len(), STEPS, "one metrics line per step");
-    assert_eq!(resumed, metrics(&reference));
+    assert_eq!(resumed, comparable_metrics(&reference));
     std::fs::remove_dir_all(&run_dir).ok();
 }
