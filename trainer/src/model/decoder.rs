@@ -465,6 +465,18 @@ pub(crate) mod tests {
         }
     }
 
+    /// `max |a − b|` over all elements.
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
     #[test]
     fn cached_decoding_gives_the_full_forward_logits() {
         for family in [Family::Qwen2, Family::Llama] {
@@ -491,14 +503,7 @@ pub(crate) mod tests {
                 assert_eq!(cache.len(), start + len);
             }
             let stepped = Tensor::cat(&parts, 1).unwrap();
-            let diff = (full - stepped)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let diff = max_abs_diff(&full, &stepped);
             assert!(diff < 1e-5, "{family:?}: max |Δlogit| {diff}");
             let too_long = Tensor::zeros((1, 64), DType::U32, &dev).unwrap();
             assert!(model.forward_from(&too_long, &mut cache).is_err());
@@ -520,14 +525,7 @@ pub(crate) mod tests {
         let b = model
             .forward(&Tensor::new(&[[1u32, 2, 3, 9]], &dev).unwrap())
             .unwrap();
-        let diff = (a.narrow(1, 0, 3).unwrap() - b.narrow(1, 0, 3).unwrap())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = max_abs_diff(&a.narrow(1, 0, 3).unwrap(), &b.narrow(1, 0, 3).unwrap());
         assert!(diff < 1e-6, "prefix changed by {diff}");
     }
 
