@@ -6,8 +6,7 @@ use std::path::Path;
 
 use plotters_backend::text_anchor::{HPos, VPos};
 use plotters_backend::{
-    BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingBackend, DrawingErrorKind,
-    FontTransform,
+    BackendColor, BackendCoord, BackendTextStyle, DrawingBackend, DrawingErrorKind, FontTransform,
 };
 
 use super::PlotError;
@@ -175,30 +174,6 @@ impl DrawingBackend for Canvas<'_> {
                         };
                         self.0.blend(pos.0 + x, pos.1 + y, color, cov);
                     }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn draw_line<S: BackendStyle>(
-        &mut self,
-        from: BackendCoord,
-        to: BackendCoord,
-        style: &S,
-    ) -> Result<(), DrawingErrorKind<CanvasError>> {
-        // Thick lines as a run of squares along the segment.
-        let width = style.stroke_width().max(1) as i32;
-        let color = style.color();
-        let (dx, dy) = (to.0 - from.0, to.1 - from.1);
-        let n = dx.abs().max(dy.abs()).max(1);
-        let half = (width - 1) / 2;
-        for i in 0..=n {
-            let x = from.0 + dx * i / n;
-            let y = from.1 + dy * i / n;
-            for oy in -half..=(width - 1 - half) {
-                for ox in -half..=(width - 1 - half) {
-                    self.0.blend(x + ox, y + oy, color, 1.0);
                 }
             }
         }
