@@ -95,6 +95,10 @@ enum Command {
         /// Positions that get the autograd first-order value (one backward pass each).
         #[arg(long, default_value_t = 2000)]
         max_first_order: usize,
+        /// Rows per forward/backward pass (default: the config's `algo.micro_batch_size`);
+        /// lower it when a large vocabulary runs out of memory. The step is the same.
+        #[arg(long)]
+        micro_batch: Option<usize>,
         /// Output directory.
         #[arg(long, default_value = "runs/entropy-probe")]
         out: PathBuf,
@@ -266,16 +270,19 @@ fn main() -> Result<()> {
             lr,
             samples,
             max_first_order,
+            micro_batch,
             out,
             verifier_url,
         } => {
             let cfg = read_config(&config)?;
+            let micro_rows = micro_batch.unwrap_or(cfg.algo.micro_batch_size);
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
             let (verifier_url, _embedded) = verifier_or_embedded(&rt, verifier_url)?;
             let opts = trainer::probe::ProbeOptions {
                 lr,
                 prompts: samples,
                 max_first_order,
+                micro_rows,
                 out_dir: out.clone(),
                 verifier_url,
             };

@@ -58,9 +58,29 @@ impl ProbePoint {
     }
 }
 
+/// Rows `r0..r0 + n` of `batch`, cut to the columns they use: `(inputs, targets, mask)`.
+fn rows_of(batch: &Packed, r0: usize, n: usize) -> Result<(Tensor, Tensor, Vec<bool>)> {
+    let cols = batch.cols;
+    let used = (r0..r0 + n)
+        .filter_map(|r| (0..cols).rev().find(|&c| batch.mask[r * cols + c]))
+        .max()
+        .map_or(1, |c| c + 1);
+    let mask = (r0..r0 + n)
+        .flat_map(|r| batch.mask[r * cols..r * cols + used].iter().copied())
+        .collect();
+    Ok((
+        batch.inputs.narrow(0, r0, n)?.narrow(1, 0, used)?,
+        batch.targets.narrow(0, r0, n)?.narrow(1, 0, used)?,
+        mask,
+    ))
+}
+
 /// Measures one step of size `lr` on `batch` with per-row advantages `adv_rows`. At most
-/// `max_first_order` positions get the autograd first-order value (one backward pass each).
-/// The weights are left updated.
+/// `max_first_order` positions, spread evenly over the batch, get the autograd first-order
+/// value (one backward pass through their row each). Forward and backward passes hold at most
+/// `micro_rows` rows at a time (memory: a full-vocabulary log-softmax and the backward graph
+/// per row), so the batch may be larger than memory would allow in one graph; the gradient is
+/// accumulated over the micro-batches and the step is the same. The weights are left updated.
 pub fn measure(
     policy: &Decoder,
     params: &[Param],
@@ -68,10 +88,98 @@ pub fn measure(
     adv_rows: &[f32],
     lr: f64,
     max_first_order: usize,
+    micro_rows: usize,
 ) -> Result<Vec<ProbePoint>> {
     let (rows, cols) = (batch.rows, batch.cols);
-    let logits = policy.forward(&batch.inputs)?;
-    let (logp, entropy) = logprob::logprobs_and_entropy(&logits, &batch.targets, 1.0)?;
+    let micro_rows = micro_rows.max(1);
+    let n_tok = batch.mask.iter().filter(|&&m| m).count().max(1) as f64;
+    let dev = batch.inputs.device();
+    let mut logp_h = vec![0f32; rows * cols];
+    let mut ent_h = vec![0f32; rows * cols];
+    // Copies a micro-batch's `(n, used)` values into their `(rows, cols)` places.
+    let scatter = |dst: &mut [f32], r0: usize, t: &Tensor| -> Result<()> {
+        for (i, row) in t.to_vec2::<f32>()?.into_iter().enumerate() {
+            dst[(r0 + i) * cols..(r0 + i) * cols + row.len()].copy_from_slice(&row);
+        }
+        Ok(())
+    };
+    // Gradient of the surrogate −A·r at r = 1 (π_old = π_θ, so ∇r = ∇log π), token-mean over
+    // the whole batch, accumulated micro-batch by micro-batch.
+    let mut grad: Vec<Option<Tensor>> = vec![None; params.len()];
+    for r0 in (0..rows).step_by(micro_rows) {
+        let n = micro_rows.min(rows - r0);
+        let (inputs, targets, mask) = rows_of(batch, r0, n)?;
+        let used = mask.len() / n;
+        let (logp, entropy) =
+            logprob::logprobs_and_entropy(&policy.forward(&inputs)?, &targets, 1.0)?;
+        scatter(&mut logp_h, r0, &logp.detach())?;
+        scatter(&mut ent_h, r0, &entropy.detach())?;
+        let adv: Vec<f32> = (0..n * used)
+            .map(|c| {
+                if mask[c] {
+                    adv_rows[r0 + c / used]
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let adv = Tensor::from_vec(adv, (n, used), dev)?;
+        let ratio = (&logp - logp.detach())?.exp()?;
+        let grads = ((adv.neg()? * ratio)?.sum_all()? / n_tok)?.backward()?;
+        for (acc, p) in grad.iter_mut().zip(params) {
+            if let Some(g) = grads.get(p.var.as_tensor()) {
+                *acc = Some(match acc.take() {
+                    Some(a) => (a + g)?,
+                    None => g.clone(),
+                });
+            }
+        }
+    }
+    let delta: Vec<Option<Tensor>> = grad
+        .into_iter()
+        .map(|g| g.map(|g| g * -lr).transpose())
+        .collect::<Result<_>>()?;
+
+    // Exact first order along Δθ at evenly spread positions, one row's graph at a time.
+    let positions: Vec<usize> = (0..rows * cols).filter(|&c| batch.mask[c]).collect();
+    let stride = positions.len().div_ceil(max_first_order.max(1)).max(1);
+    let mut first = vec![f64::NAN; rows * cols];
+    if max_first_order > 0 {
+        let chosen: Vec<usize> = positions.iter().copied().step_by(stride).collect();
+        for r in 0..rows {
+            let mine: Vec<usize> = chosen.iter().copied().filter(|&c| c / cols == r).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let (inputs, targets, _) = rows_of(batch, r, 1)?;
+            let entropy =
+                logprob::logprobs_and_entropy(&policy.forward(&inputs)?, &targets, 1.0)?.1;
+            for c in mine {
+                let g = entropy.i((0, c % cols))?.backward()?;
+                let mut dot = 0f64;
+                for (p, d) in params.iter().zip(&delta) {
+                    if let (Some(gh), Some(d)) = (g.get(p.var.as_tensor()), d) {
+                        dot += f64::from((gh * d)?.sum_all()?.to_scalar::<f32>()?);
+                    }
+                }
+                first[c] = dot;
+            }
+        }
+    }
+    // Take the step and measure.
+    for (p, d) in params.iter().zip(&delta) {
+        if let Some(d) = d {
+            p.var.set(&(p.var.as_tensor() + d)?)?;
+        }
+    }
+    let mut after_h = vec![0f32; rows * cols];
+    for r0 in (0..rows).step_by(micro_rows) {
+        let n = micro_rows.min(rows - r0);
+        let (inputs, targets, _) = rows_of(batch, r0, n)?;
+        let after =
+            logprob::logprobs_and_entropy(&policy.forward(&inputs)?.detach(), &targets, 1.0)?.1;
+        scatter(&mut after_h, r0, &after)?;
+    }
     let adv_tok: Vec<f32> = (0..rows * cols)
         .map(|c| {
             if batch.mask[c] {
@@ -81,47 +189,6 @@ pub fn measure(
             }
         })
         .collect();
-    let mask_f: Vec<f32> = batch.mask.iter().map(|&m| f32::from(u8::from(m))).collect();
-    let n_tok = batch.mask.iter().filter(|&&m| m).count().max(1) as f64;
-    let adv = Tensor::from_vec(adv_tok.clone(), (rows, cols), logp.device())?;
-    let mask = Tensor::from_vec(mask_f, (rows, cols), logp.device())?;
-    // Surrogate −A·r at r = 1 (π_old = π_θ, gradient of r is the gradient of log π).
-    let ratio = (&logp - logp.detach())?.exp()?;
-    let loss = ((adv.neg()? * ratio)? * &mask)?.sum_all()? / n_tok;
-    let grads = loss?.backward()?;
-    let delta: Vec<Option<Tensor>> = params
-        .iter()
-        .map(|p| grads.get(p.var.as_tensor()).map(|g| g * -lr).transpose())
-        .collect::<Result<_>>()?;
-
-    let logp_h = logp.detach().flatten_all()?.to_vec1::<f32>()?;
-    let ent_h = entropy.detach().flatten_all()?.to_vec1::<f32>()?;
-    // Exact first order along Δθ, per position.
-    let positions: Vec<usize> = (0..rows * cols).filter(|&c| batch.mask[c]).collect();
-    let mut first = vec![f64::NAN; rows * cols];
-    for &c in positions.iter().take(max_first_order) {
-        let g = entropy.i((c / cols, c % cols))?.backward()?;
-        let mut dot = 0f64;
-        for (p, d) in params.iter().zip(&delta) {
-            if let (Some(gh), Some(d)) = (g.get(p.var.as_tensor()), d) {
-                dot += f64::from((gh * d)?.sum_all()?.to_scalar::<f32>()?);
-            }
-        }
-        first[c] = dot;
-    }
-    // Take the step and measure.
-    for (p, d) in params.iter().zip(&delta) {
-        if let Some(d) = d {
-            p.var.set(&(p.var.as_tensor() + d)?)?;
-        }
-    }
-    let after = logprob::logprobs_and_entropy(
-        &policy.forward(&batch.inputs)?.detach(),
-        &batch.targets,
-        1.0,
-    )?
-    .1;
-    let after_h = after.flatten_all()?.to_vec1::<f32>()?;
 
     let valid = |v: &[f32]| {
         positions.iter().map(|&c| f64::from(v[c])).sum::<f64>() / positions.len().max(1) as f64
@@ -247,6 +314,8 @@ pub struct ProbeOptions {
     pub prompts: usize,
     /// Positions that get the autograd first-order value (one backward pass each).
     pub max_first_order: usize,
+    /// Rows per forward/backward pass (memory bound; the step does not depend on it).
+    pub micro_rows: usize,
     /// Output directory for `report.md` and `points.csv`.
     pub out_dir: std::path::PathBuf,
     /// Verifier base URL(s).
@@ -332,7 +401,15 @@ pub fn run_probe(
     let rewards: Vec<f32> = results.iter().map(|r| r.reward as f32).collect();
     let adv = crate::algo::advantage::grpo(&rewards, g, cfg.algo.norm_adv_by_std);
     let batch = crate::rollout::pack(&samples.iter().collect::<Vec<_>>(), &device)?;
-    let points = measure(&policy, &params, &batch, &adv, o.lr, o.max_first_order)?;
+    let points = measure(
+        &policy,
+        &params,
+        &batch,
+        &adv,
+        o.lr,
+        o.max_first_order,
+        o.micro_rows,
+    )?;
     std::fs::create_dir_all(&o.out_dir)?;
     std::fs::write(o.out_dir.join("report.md"), report_markdown(&points, o.lr))?;
     let mut csv = String::from(
@@ -391,10 +468,9 @@ mod tests {
     use candle_nn::{VarBuilder, VarMap};
     use rand::{Rng, SeedableRng};
 
-    /// The measurement is sound: the autograd first-order change matches the realised change
-    /// at a small step.
-    #[test]
-    fn first_order_matches_realised_change_on_a_tiny_model() {
+    /// A tiny seeded policy, its parameters, a batch of 8 responses of 3 to 7 tokens and
+    /// alternating ±1 advantages.
+    fn tiny_probe_setup() -> (Decoder, Vec<Param>, Packed, Vec<f32>) {
         let dev = Device::Cpu;
         let vm = VarMap::new();
         let policy = Decoder::new(
@@ -416,23 +492,57 @@ mod tests {
             .collect();
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
         let samples: Vec<Sample> = (0..8)
-            .map(|_| Sample {
+            .map(|i| Sample {
                 prompt_ids: (0..4).map(|_| rng.random_range(1..23)).collect(),
-                response_ids: (0..5).map(|_| rng.random_range(1..23)).collect(),
+                response_ids: (0..3 + i % 5).map(|_| rng.random_range(1..23)).collect(),
             })
             .collect();
         let batch = pack(&samples.iter().collect::<Vec<_>>(), &dev).unwrap();
         let adv: Vec<f32> = (0..8)
             .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
             .collect();
-        let points = measure(&policy, &params, &batch, &adv, 1e-3, 1000).unwrap();
+        (policy, params, batch, adv)
+    }
+
+    /// The measurement is sound: the autograd first-order change matches the realised change
+    /// at a small step.
+    #[test]
+    fn first_order_matches_realised_change_on_a_tiny_model() {
+        let (policy, params, batch, adv) = tiny_probe_setup();
+        let points = measure(&policy, &params, &batch, &adv, 1e-3, 1000, 8).unwrap();
         let a = agreements(&points);
         let fo = a
             .iter()
             .find(|x| x.estimator.starts_with("first_order"))
             .unwrap();
-        assert_eq!(fo.n, 40);
+        assert_eq!(fo.n, 37);
         assert!(fo.pearson.unwrap() >= 0.95, "{a:?}");
+    }
+
+    /// Micro-batching bounds memory and changes nothing: 3-row passes give the points of one
+    /// 8-row graph (up to f32 summation order), and `max_first_order` spreads its positions.
+    #[test]
+    fn micro_batches_give_the_same_points() {
+        let (policy, params, batch, adv) = tiny_probe_setup();
+        let whole = measure(&policy, &params, &batch, &adv, 1e-2, 1000, 8).unwrap();
+        let (policy, params, batch, adv) = tiny_probe_setup();
+        let parts = measure(&policy, &params, &batch, &adv, 1e-2, 1000, 3).unwrap();
+        assert_eq!(whole.len(), parts.len());
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * (1.0 + a.abs().max(b.abs()));
+        for (w, p) in whole.iter().zip(&parts) {
+            assert!(
+                close(w.logp, p.logp) && close(w.entropy, p.entropy),
+                "{w:?} {p:?}"
+            );
+            assert!(close(w.realised, p.realised) && close(w.first_order, p.first_order));
+            assert!(close(w.steer_released, p.steer_released) && w.advantage == p.advantage);
+        }
+        let (policy, params, batch, adv) = tiny_probe_setup();
+        let few = measure(&policy, &params, &batch, &adv, 1e-2, 10, 3).unwrap();
+        let with: Vec<usize> = (0..few.len())
+            .filter(|&i| few[i].first_order.is_finite())
+            .collect();
+        assert_eq!(with, (0..37).step_by(4).collect::<Vec<_>>());
     }
 
     /// One SGD step on a tabular softmax policy (independent logits per state, one action per
