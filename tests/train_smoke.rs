@@ -376,6 +376,7 @@ async fn trains_on_a_jsonl_dataset() {
     cfg.task = trainer::task::TaskConfig {
         max_operand: None,
         dataset: Some(data),
+        eval_dataset: None,
         grading: None,
     };
     let opts = sqlite_opts(&run_dir, &verifier.url);

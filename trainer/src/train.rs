@@ -693,7 +693,7 @@ fn evaluate_now(
     let result = crate::eval::evaluate(
         ctx.frozen_view,
         ctx.tok,
-        ctx.task.problems(),
+        ctx.task.eval_problems(),
         &cfg.eval,
         cfg.rollout.sampling.max_new_tokens,
         seed,

@@ -1,4 +1,4 @@
-//! Tasks: the built-in addition task, or prompts from a JSON Lines file.
+//! Tasks: the built-in addition task, or prompts from a JSON Lines or Parquet file.
 //!
 //! Built-in: a problem is `"{a}+{b}="`; a correct response is `\boxed{a+b}`; the prompt id is
 //! stable (`add-{a}-{b}`), so audits can follow one prompt across steps.
@@ -6,6 +6,14 @@
 //! JSON Lines: one object per line in verl's row schema: `prompt` (text, or chat messages
 //! `[{"role", "content"}]`, joined by newlines), the gold answer in `reward_model.ground_truth`
 //! (or `ground_truth`, or `answer`), optional `data_source` and `id` (default: the line number).
+//!
+//! Parquet (a file name ending in `.parquet`): verl's own data files, the same columns
+//! (`prompt` a string or a list of `{role, content}` structs, `reward_model` a struct with
+//! `ground_truth`, ...); other columns are not read, so they may have any type. Pages may be
+//! uncompressed or Snappy-compressed (verl's and Hugging Face's default); other codecs are
+//! refused with the codec's name.
+
+mod parquet_rows;
 
 use rand::Rng;
 use rand::seq::IndexedRandom;
@@ -56,9 +64,14 @@ pub struct TaskConfig {
     /// Built-in addition with operands in `0..=max_operand`.
     #[serde(default)]
     pub max_operand: Option<u32>,
-    /// Prompts from this JSON Lines file (verl's row schema).
+    /// Prompts from this file in verl's row schema: Parquet where the name ends in
+    /// `.parquet`, else JSON Lines.
     #[serde(default)]
     pub dataset: Option<std::path::PathBuf>,
+    /// Held-out problems for evaluation (a file in the same schema and formats); absent, the
+    /// default: evaluation draws on the training problems.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_dataset: Option<std::path::PathBuf>,
     /// Grading options sent with every item (`[task.grading]`, the verifier's `MathOptions`,
     /// e.g. `require_boxed = false` to accept a plain final number); absent: the verifier's
     /// defaults (a `\boxed{}` answer required).
@@ -91,6 +104,15 @@ pub enum TaskError {
         /// What is wrong.
         reason: String,
     },
+    /// The file is not readable as Parquet prompt data (corrupt, an unsupported codec or
+    /// column type).
+    #[error("{path}: {reason}")]
+    Format {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The file holds no problem.
     #[error("{0}: no problems")]
     Empty(String),
@@ -100,6 +122,8 @@ pub enum TaskError {
 #[derive(Debug, Clone)]
 pub struct Task {
     problems: Vec<Problem>,
+    /// Held-out evaluation problems (`eval_dataset`), if any.
+    eval_problems: Option<Vec<Problem>>,
     /// Answers offered by the format warm-up (the built-in task's sum range, else the
     /// dataset's answers).
     answers: Vec<String>,
@@ -108,87 +132,134 @@ pub struct Task {
 impl TaskConfig {
     /// Loads the task.
     pub fn load(&self) -> Result<Task, TaskError> {
-        match (self.max_operand, &self.dataset) {
+        let mut task = match (self.max_operand, &self.dataset) {
             (Some(n), None) => {
                 let t = AdditionTask { max_operand: n };
-                Ok(Task {
+                Task {
                     problems: t.problems(),
+                    eval_problems: None,
                     answers: (0..=2 * n).map(|v| v.to_string()).collect(),
-                })
+                }
             }
-            (None, Some(path)) => load_jsonl(path),
-            _ => Err(TaskError::Ambiguous),
+            (None, Some(path)) => load_file(path)?,
+            _ => return Err(TaskError::Ambiguous),
+        };
+        if let Some(path) = &self.eval_dataset {
+            task.eval_problems = Some(load_file(path)?.problems);
         }
+        Ok(task)
     }
 }
 
-fn load_jsonl(path: &std::path::Path) -> Result<Task, TaskError> {
+/// Loads a prompt file: Parquet where the name ends in `.parquet`, else JSON Lines.
+fn load_file(path: &std::path::Path) -> Result<Task, TaskError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| TaskError::Io {
-        path: shown.clone(),
-        source,
-    })?;
-    let mut problems = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let bad = |reason: String| TaskError::Line {
+    let is_parquet = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+    let rows = if is_parquet {
+        parquet_rows::read(path).map_err(|e| match e {
+            parquet_rows::ParquetRowsError::Io(source) => TaskError::Io {
+                path: shown.clone(),
+                source,
+            },
+            other => TaskError::Format {
+                path: shown.clone(),
+                reason: other.to_string(),
+            },
+        })?
+    } else {
+        let text = std::fs::read_to_string(path).map_err(|source| TaskError::Io {
             path: shown.clone(),
-            line: n + 1,
+            source,
+        })?;
+        let mut rows = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let v = serde_json::from_str(line).map_err(|e| TaskError::Line {
+                path: shown.clone(),
+                line: n + 1,
+                reason: e.to_string(),
+            })?;
+            rows.push((n + 1, v));
+        }
+        rows
+    };
+    let mut problems = Vec::with_capacity(rows.len());
+    for (n, v) in rows {
+        problems.push(problem_of_row(&v, n).map_err(|reason| TaskError::Line {
+            path: shown.clone(),
+            line: n,
             reason,
-        };
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
-        let prompt = match &v["prompt"] {
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Array(msgs) => msgs
-                .iter()
-                .map(|m| {
-                    m["content"]
-                        .as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| bad("a prompt message has no text content".into()))
-                })
-                .collect::<Result<Vec<_>, _>>()?
-                .join("\n"),
-            _ => return Err(bad("missing prompt (text or chat messages)".into())),
-        };
-        let gold = [
-            &v["reward_model"]["ground_truth"],
-            &v["ground_truth"],
-            &v["answer"],
-        ]
-        .into_iter()
-        .find_map(|g| match g {
-            serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Number(x) => Some(x.to_string()),
-            _ => None,
-        })
-        .ok_or_else(|| bad("missing reward_model.ground_truth".into()))?;
-        let id = match &v["id"] {
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Number(x) => x.to_string(),
-            _ => format!("line-{}", n + 1),
-        };
-        let data_source = v["data_source"].as_str().unwrap_or("jsonl").to_string();
-        problems.push(Problem {
-            data_source,
-            id,
-            prompt,
-            answer: gold,
-        });
+        })?);
     }
     if problems.is_empty() {
         return Err(TaskError::Empty(shown));
     }
     let answers = problems.iter().map(|p| p.answer.clone()).collect();
-    Ok(Task { problems, answers })
+    Ok(Task {
+        problems,
+        eval_problems: None,
+        answers,
+    })
+}
+
+/// One row of verl's schema (a JSON object; Parquet rows are converted to one) as a problem;
+/// `n` is its 1-based line or row number, the default id `line-{n}` (`row-{n}` reads the same
+/// for Parquet).
+fn problem_of_row(v: &serde_json::Value, n: usize) -> Result<Problem, String> {
+    let prompt = match &v["prompt"] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(msgs) => msgs
+            .iter()
+            .map(|m| {
+                m["content"]
+                    .as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| "a prompt message has no text content".to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .join("\n"),
+        _ => return Err("missing prompt (text or chat messages)".into()),
+    };
+    let gold = [
+        &v["reward_model"]["ground_truth"],
+        &v["ground_truth"],
+        &v["answer"],
+    ]
+    .into_iter()
+    .find_map(|g| match g {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(x) => Some(x.to_string()),
+        _ => None,
+    })
+    .ok_or_else(|| "missing reward_model.ground_truth".to_string())?;
+    let id = match &v["id"] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(x) => x.to_string(),
+        _ => format!("line-{n}"),
+    };
+    let data_source = v["data_source"].as_str().unwrap_or("jsonl").to_string();
+    Ok(Problem {
+        data_source,
+        id,
+        prompt,
+        answer: gold,
+    })
 }
 
 impl Task {
     /// Every problem, in file (or fixed) order.
     pub fn problems(&self) -> &[Problem] {
         &self.problems
+    }
+
+    /// The problems evaluation uses: the held-out set where `eval_dataset` names one, else
+    /// the training problems.
+    pub fn eval_problems(&self) -> &[Problem] {
+        self.eval_problems.as_deref().unwrap_or(&self.problems)
     }
 
     /// Draws `n` distinct problems (or all of them if there are fewer).
@@ -231,6 +302,7 @@ mod tests {
         let loaded = TaskConfig {
             max_operand: Some(3),
             dataset: None,
+            eval_dataset: None,
             grading: None,
         }
         .load()
@@ -260,6 +332,7 @@ mod tests {
         let t = TaskConfig {
             max_operand: None,
             dataset: Some(path.clone()),
+            eval_dataset: None,
             grading: None,
         }
         .load()
@@ -286,6 +359,7 @@ mod tests {
         let err = TaskConfig {
             max_operand: None,
             dataset: Some(path.clone()),
+            eval_dataset: None,
             grading: None,
         }
         .load()
@@ -299,11 +373,132 @@ mod tests {
             TaskConfig {
                 max_operand: Some(2),
                 dataset: Some(path.clone()),
+                eval_dataset: None,
                 grading: None,
             }
             .load(),
             Err(TaskError::Ambiguous)
         ));
+        // A held-out file serves evaluation; without one, evaluation uses the training set.
+        std::fs::write(&path, "{\"prompt\": \"5+5=\", \"answer\": 10}\n").unwrap();
+        let mut cfg = TaskConfig {
+            max_operand: Some(2),
+            dataset: None,
+            eval_dataset: Some(path.clone()),
+            grading: None,
+        };
+        let t = cfg.load().unwrap();
+        assert_eq!((t.problems().len(), t.eval_problems().len()), (9, 1));
+        assert_eq!(t.eval_problems()[0].answer, "10");
+        cfg.eval_dataset = None;
+        assert_eq!(cfg.load().unwrap().eval_problems().len(), 9);
+        std::fs::remove_file(&path).ok();
+    }
+
+    /// verl's Parquet layout (as its gsm8k preprocessing writes it: `prompt` a list of
+    /// `{content, role}` structs, `reward_model` a struct, `extra_info`, and here also a binary
+    /// column no problem reads) loads like the JSON Lines rows; a held-out Parquet file too.
+    #[test]
+    fn parquet_in_verl_layout() {
+        use std::sync::Arc;
+
+        use arrow_array::{
+            ArrayRef, BinaryArray, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
+        };
+        use arrow_schema::{DataType, Field, Fields};
+
+        let path = std::env::temp_dir().join(format!("task-{}.parquet", std::process::id()));
+        let utf8 = |v: &[&str]| Arc::new(StringArray::from(v.to_vec())) as ArrayRef;
+        let msg_fields = Fields::from(vec![
+            Field::new("content", DataType::Utf8, true),
+            Field::new("role", DataType::Utf8, true),
+        ]);
+        let messages = StructArray::new(
+            msg_fields.clone(),
+            vec![
+                utf8(&["Be brief.", "What is 2+2?", "What is 3*3?"]),
+                utf8(&["system", "user", "user"]),
+            ],
+            None,
+        );
+        let prompt = ListArray::new(
+            Arc::new(Field::new("item", DataType::Struct(msg_fields), true)),
+            {
+                let mut offsets = arrow_array::builder::OffsetBufferBuilder::<i32>::new(2);
+                offsets.push_length(2);
+                offsets.push_length(1);
+                offsets.finish()
+            },
+            Arc::new(messages),
+            None,
+        );
+        let reward_model = StructArray::from(vec![
+            (
+                Arc::new(Field::new("ground_truth", DataType::Utf8, true)),
+                utf8(&["4", "9"]),
+            ),
+            (
+                Arc::new(Field::new("style", DataType::Utf8, true)),
+                utf8(&["rule", "rule"]),
+            ),
+        ]);
+        let extra_info = StructArray::from(vec![(
+            Arc::new(Field::new("index", DataType::Int64, true)),
+            Arc::new(Int64Array::from(vec![0, 1])) as ArrayRef,
+        )]);
+        let batch = RecordBatch::try_from_iter(vec![
+            ("data_source", utf8(&["openai/gsm8k", "openai/gsm8k"])),
+            ("prompt", Arc::new(prompt) as ArrayRef),
+            ("ability", utf8(&["math", "math"])),
+            ("reward_model", Arc::new(reward_model) as ArrayRef),
+            ("extra_info", Arc::new(extra_info) as ArrayRef),
+            (
+                "image",
+                Arc::new(BinaryArray::from(vec![&b"\x89PNG"[..], &b""[..]])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::SNAPPY)
+            .build();
+        let mut w = parquet::arrow::ArrowWriter::try_new(
+            std::fs::File::create(&path).unwrap(),
+            batch.schema(),
+            Some(props),
+        )
+        .unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+
+        let cfg = TaskConfig {
+            max_operand: None,
+            dataset: Some(path.clone()),
+            eval_dataset: Some(path.clone()),
+            grading: None,
+        };
+        let t = cfg.load().unwrap();
+        let want = [
+            Problem {
+                data_source: "openai/gsm8k".into(),
+                id: "line-1".into(),
+                prompt: "Be brief.\nWhat is 2+2?".into(),
+                answer: "4".into(),
+            },
+            Problem {
+                data_source: "openai/gsm8k".into(),
+                id: "line-2".into(),
+                prompt: "What is 3*3?".into(),
+                answer: "9".into(),
+            },
+        ];
+        assert_eq!(t.problems(), &want[..]);
+        assert_eq!(t.eval_problems(), &want[..]);
+
+        // Not Parquet: a clear error naming the file.
+        std::fs::write(&path, "{\"prompt\": \"1+1=\", \"answer\": 2}\n").unwrap();
+        let err = cfg.load().unwrap_err();
+        assert!(matches!(err, TaskError::Format { .. }), "{err}");
+        assert!(err.to_string().contains(".parquet: parquet:"), "{err}");
         std::fs::remove_file(&path).ok();
     }
 }
