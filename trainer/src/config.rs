@@ -63,7 +63,7 @@ pub struct PretrainedConfig {
 }
 
 /// Rollout settings.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RolloutConfig {
     /// Distinct prompts per step.
@@ -72,6 +72,11 @@ pub struct RolloutConfig {
     pub group_size: usize,
     /// Sampling.
     pub sampling: SamplingConfig,
+    /// Stop strings: a response (in training and evaluation) also ends with the token whose
+    /// text completes one of these; the graded text is cut before it, the tokens are kept.
+    /// Default none (EOS and `max_new_tokens` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
     /// DAPO's soft overlong penalty: responses longer than `max_new_tokens − overlong_buffer`
     /// lose `overlong_penalty × (excess / overlong_buffer)` reward (at most the full factor).
     /// 0 (default) disables it.

@@ -110,13 +110,14 @@ pub struct Grader<'a> {
     pub options: Option<&'a protocol::MathOptions>,
 }
 
-/// Evaluates `model` on `problems`.
+/// Evaluates `model` on `problems`, with the training rollouts' length limit and stop
+/// strings (`rollouts`) and the evaluation's own temperature and top-p (`cfg`).
 pub fn evaluate(
     model: &Decoder,
     tok: &TextTokenizer,
     problems: &[Problem],
     cfg: &EvalConfig,
-    max_new_tokens: usize,
+    rollouts: &crate::config::RolloutConfig,
     seed: u64,
     grader: Grader<'_>,
 ) -> Result<EvalResult, TrainError> {
@@ -129,7 +130,7 @@ pub fn evaluate(
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let sampling = SamplingConfig {
         temperature: cfg.temperature,
-        max_new_tokens,
+        max_new_tokens: rollouts.sampling.max_new_tokens,
         top_p: cfg.top_p,
         top_k: 0,
     };
@@ -138,20 +139,13 @@ pub fn evaluate(
         n => &problems[..n.min(problems.len())],
     };
     let mut items = Vec::with_capacity(problems.len() * cfg.k);
+    let stop = rollout::StopRule::new(tok, &rollouts.stop);
     for p in problems {
         let ids = tok.encode(&tok.prompt_text(&p.prompt)?)?;
-        for s in rollout::sample_group(
-            model,
-            &ids,
-            cfg.k,
-            &sampling,
-            tok.eos_id(),
-            &device,
-            &mut rng,
-        )? {
+        for s in rollout::sample_group(model, &ids, cfg.k, &sampling, &stop, &device, &mut rng)? {
             items.push(MathItem {
                 id: None,
-                response: tok.decode(&s.response_ids)?,
+                response: stop.text(&s.response_ids)?,
                 ground_truth: p.answer.clone(),
                 options: grading.cloned(),
             });

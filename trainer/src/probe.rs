@@ -373,6 +373,7 @@ pub fn run_probe(
     let g = cfg.rollout.group_size;
     let problems = task.sample(&mut rng, o.prompts);
     let mut samples = Vec::new();
+    let stop = crate::rollout::StopRule::new(&tok, &cfg.rollout.stop);
     for p in &problems {
         let ids = tok.encode(&tok.prompt_text(&p.prompt)?)?;
         samples.extend(crate::rollout::sample_group(
@@ -380,7 +381,7 @@ pub fn run_probe(
             &ids,
             g,
             &cfg.rollout.sampling,
-            tok.eos_id(),
+            &stop,
             &device,
             &mut rng,
         )?);
@@ -391,7 +392,7 @@ pub fn run_probe(
         .map(|(i, s)| {
             Ok(protocol::MathItem {
                 id: None,
-                response: tok.decode(&s.response_ids)?,
+                response: stop.text(&s.response_ids)?,
                 ground_truth: problems[i / g].answer.clone(),
                 options: cfg.task.grading.clone(),
             })
@@ -495,6 +496,7 @@ mod tests {
             .map(|i| Sample {
                 prompt_ids: (0..4).map(|_| rng.random_range(1..23)).collect(),
                 response_ids: (0..3 + i % 5).map(|_| rng.random_range(1..23)).collect(),
+                finished: false,
             })
             .collect();
         let batch = pack(&samples.iter().collect::<Vec<_>>(), &dev).unwrap();

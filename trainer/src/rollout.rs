@@ -10,9 +10,7 @@ use candle_core::{D, Device, Result, Tensor};
 use rand::Rng;
 
 use crate::model::{Decoder, KvCache};
-#[cfg(test)]
-use crate::tokenizer::EOS_ID;
-use crate::tokenizer::PAD_ID;
+use crate::tokenizer::{PAD_ID, TextTokenizer, TokenizerError};
 
 /// Sampling settings.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -40,20 +38,72 @@ fn one() -> f64 {
 pub struct Sample {
     /// Prompt token ids.
     pub prompt_ids: Vec<u32>,
-    /// Response token ids, ending with EOS if the model stopped by itself.
+    /// Response token ids, ending with EOS or with the token that completed a stop string if
+    /// the response ended by itself.
     pub response_ids: Vec<u32>,
+    /// True if the response ended by itself (EOS or a stop string), false at the length limit.
+    pub finished: bool,
 }
 
-impl Sample {
-    /// True if the response ended with `eos` rather than at the length limit.
-    pub fn finished(&self, eos: u32) -> bool {
-        self.response_ids.last() == Some(&eos)
+/// When a response ends, besides the length limit: at the tokenizer's EOS token, or at the
+/// token whose text completes one of the stop strings (`[rollout] stop`, as vLLM's and verl's
+/// `stop`). The ending tokens stay in the response (they were sampled and are trained on);
+/// the text sent for grading is cut before the stop string, as vLLM does by default
+/// (`include_stop_str_in_output = false`).
+#[derive(Debug, Clone, Copy)]
+pub struct StopRule<'a> {
+    tokenizer: &'a TextTokenizer,
+    strings: &'a [String],
+}
+
+impl<'a> StopRule<'a> {
+    /// EOS of `tokenizer`, and `strings` (empty strings are ignored).
+    pub fn new(tokenizer: &'a TextTokenizer, strings: &'a [String]) -> Self {
+        StopRule { tokenizer, strings }
+    }
+
+    /// The end-of-sequence id.
+    pub fn eos(&self) -> u32 {
+        self.tokenizer.eos_id()
+    }
+
+    /// Whether `response` (ids so far) has ended: its last id is EOS or its text contains a
+    /// stop string. Decodes the response only when stop strings are set.
+    pub fn ended(&self, response: &[u32]) -> std::result::Result<bool, TokenizerError> {
+        if response.last() == Some(&self.eos()) {
+            return Ok(true);
+        }
+        if self.strings.iter().all(String::is_empty) {
+            return Ok(false);
+        }
+        let text = self.tokenizer.decode(response)?;
+        Ok(self
+            .strings
+            .iter()
+            .any(|s| !s.is_empty() && text.contains(s.as_str())))
+    }
+
+    /// The response's text for grading: decoded (special tokens skipped) and cut before the
+    /// earliest stop string.
+    pub fn text(&self, response: &[u32]) -> std::result::Result<String, TokenizerError> {
+        let mut text = self.tokenizer.decode(response)?;
+        if let Some(at) = self
+            .strings
+            .iter()
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| text.find(s.as_str()))
+            .min()
+        {
+            text.truncate(at);
+        }
+        Ok(text)
     }
 }
 
-/// Samples `g` responses to `prompt_ids`, each ending at `eos` or the length limit. `model`
-/// should be a detached (non-Var) view so no autograd graph is built. Finished rows are
-/// padded with [`PAD_ID`] (0, a valid id in every vocabulary; padding is masked downstream).
+/// Samples `g` responses to `prompt_ids`, each ending where `stop` says or at the length
+/// limit; top-k and top-p filter each draw. `model` should be a detached (non-Var) view so no
+/// autograd graph is built. Finished rows are padded with [`PAD_ID`] while the others go on
+/// (0, a valid id in every vocabulary; padding is masked downstream).
 #[allow(
     clippy::too_many_arguments,
     reason = "the sampler's inputs, each distinct"
@@ -63,7 +113,7 @@ pub fn sample_group<R: Rng>(
     prompt_ids: &[u32],
     g: usize,
     cfg: &SamplingConfig,
-    eos: u32,
+    stop: &StopRule<'_>,
     device: &Device,
     rng: &mut R,
 ) -> Result<Vec<Sample>> {
@@ -73,13 +123,15 @@ pub fn sample_group<R: Rng>(
     if cfg.temperature.is_nan() || cfg.temperature <= 0.0 {
         candle_core::bail!("temperature must be > 0, got {}", cfg.temperature);
     }
+    let plen = prompt_ids.len();
     let mut rows: Vec<Vec<u32>> = vec![prompt_ids.to_vec(); g];
-    let mut done = vec![false; g];
+    // Response length of each row once it has ended by itself.
+    let mut ended: Vec<Option<usize>> = vec![None; g];
     // The prompt once through the model, then one token per row per step on the KV cache.
     let mut cache = KvCache::default();
     let mut next_input = Tensor::from_vec(prompt_ids.repeat(g), (g, prompt_ids.len()), device)?;
     for _ in 0..cfg.max_new_tokens {
-        if done.iter().all(|&d| d) {
+        if ended.iter().all(Option::is_some) {
             break;
         }
         let out = model.forward_from(&next_input, &mut cache)?;
@@ -88,29 +140,25 @@ pub fn sample_group<R: Rng>(
         let probs =
             candle_nn::ops::softmax(&(logits / cfg.temperature)?, D::Minus1)?.to_vec2::<f32>()?;
         for (i, row) in rows.iter_mut().enumerate() {
-            let next = if done[i] {
-                PAD_ID
-            } else {
-                draw(&probs[i], rng)
-            };
-            done[i] |= next == eos;
-            row.push(next);
+            if ended[i].is_some() {
+                row.push(PAD_ID);
+                continue;
+            }
+            row.push(draw(&truncate(&probs[i], cfg.top_k, cfg.top_p), rng));
+            if stop.ended(&row[plen..]).map_err(candle_core::Error::wrap)? {
+                ended[i] = Some(row.len() - plen);
+            }
         }
         let last: Vec<u32> = rows.iter().map(|r| r[r.len() - 1]).collect();
         next_input = Tensor::from_vec(last, (g, 1), device)?;
     }
-    let plen = prompt_ids.len();
     Ok(rows
         .into_iter()
-        .map(|r| {
-            let mut resp = r[plen..].to_vec();
-            if let Some(end) = resp.iter().position(|&x| x == eos) {
-                resp.truncate(end + 1);
-            }
-            Sample {
-                prompt_ids: prompt_ids.to_vec(),
-                response_ids: resp,
-            }
+        .zip(ended)
+        .map(|(r, end)| Sample {
+            prompt_ids: prompt_ids.to_vec(),
+            response_ids: r[plen..plen + end.unwrap_or(r.len() - plen)].to_vec(),
+            finished: end.is_some(),
         })
         .collect())
 }
@@ -210,6 +258,7 @@ pub fn pack(samples: &[&Sample], device: &Device) -> Result<Packed> {
 mod tests {
     use super::*;
     use crate::model::decoder::tests::tiny_config;
+    use crate::tokenizer::EOS_ID;
     use candle_core::DType;
     use candle_nn::{VarBuilder, VarMap};
     use rand::SeedableRng;
@@ -229,9 +278,11 @@ mod tests {
             top_p: 1.0,
             top_k: 0,
         };
+        let tok = TextTokenizer::char_level().unwrap();
+        let stop = StopRule::new(&tok, &[]);
         let run = |seed| {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-            sample_group(&model, &[3, 4, 5], 4, &cfg, EOS_ID, &dev, &mut rng).unwrap()
+            sample_group(&model, &[3, 4, 5], 4, &cfg, &stop, &dev, &mut rng).unwrap()
         };
         let a = run(7);
         assert_eq!(a, run(7));
@@ -239,7 +290,98 @@ mod tests {
         for s in &a {
             assert!(!s.response_ids.is_empty() && s.response_ids.len() <= 6);
             assert!(!s.response_ids[..s.response_ids.len() - 1].contains(&EOS_ID));
+            assert_eq!(s.finished, s.response_ids.last() == Some(&EOS_ID));
         }
+    }
+
+    /// top-k = 1 is greedy: every row of every seed is the same argmax continuation.
+    #[test]
+    fn top_k_one_is_greedy() {
+        let vm = VarMap::new();
+        let dev = Device::Cpu;
+        let model = Decoder::new(
+            &tiny_config(9),
+            VarBuilder::from_varmap(&vm, DType::F32, &dev),
+        )
+        .unwrap();
+        crate::model::init_weights(&vm, 4, 0.5).unwrap();
+        let cfg = SamplingConfig {
+            temperature: 1.0,
+            max_new_tokens: 8,
+            top_p: 1.0,
+            top_k: 1,
+        };
+        let tok = TextTokenizer::char_level().unwrap();
+        let stop = StopRule::new(&tok, &[]);
+        let run = |seed| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            sample_group(&model, &[3, 4, 5], 3, &cfg, &stop, &dev, &mut rng).unwrap()
+        };
+        let (a, b) = (run(1), run(2));
+        assert!(a.iter().chain(&b).all(|s| s == &a[0]), "{a:?} {b:?}");
+        // The first token is the argmax of the prompt's last logits.
+        let logits = model
+            .forward(&Tensor::new(&[[3u32, 4, 5]], &dev).unwrap())
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .get(2)
+            .unwrap()
+            .argmax(0)
+            .unwrap()
+            .to_scalar::<u32>()
+            .unwrap();
+        assert_eq!(a[0].response_ids[0], logits);
+    }
+
+    /// A response ends with the token that completes a stop string (here one of one and of two
+    /// characters); the graded text is cut before it; responses at the length limit hold none.
+    #[test]
+    fn stop_strings_end_responses_and_are_cut_from_the_text() {
+        let vm = VarMap::new();
+        let dev = Device::Cpu;
+        // Ids 3..9 of the character vocabulary: newline, space, '!', '"', '#', '$'.
+        let model = Decoder::new(
+            &tiny_config(9),
+            VarBuilder::from_varmap(&vm, DType::F32, &dev),
+        )
+        .unwrap();
+        crate::model::init_weights(&vm, 6, 0.1).unwrap();
+        let cfg = SamplingConfig {
+            temperature: 1.0,
+            max_new_tokens: 12,
+            top_p: 1.0,
+            top_k: 0,
+        };
+        let tok = TextTokenizer::char_level().unwrap();
+        let strings = ["#".to_string(), "!!".to_string()];
+        let stop = StopRule::new(&tok, &strings);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let samples = sample_group(&model, &[3, 4], 32, &cfg, &stop, &dev, &mut rng).unwrap();
+        let has_stop = |t: &str| t.contains('#') || t.contains("!!");
+        let mut by_string = 0;
+        for s in &samples {
+            let text = tok.decode(&s.response_ids).unwrap();
+            let before = tok
+                .decode(&s.response_ids[..s.response_ids.len() - 1])
+                .unwrap();
+            let by_eos = s.response_ids.last() == Some(&EOS_ID);
+            if s.finished && !by_eos {
+                by_string += 1;
+                assert!(has_stop(&text) && !has_stop(&before), "{text:?}");
+            } else {
+                assert!(!has_stop(&before), "{text:?} went on past a stop string");
+            }
+            if !s.finished {
+                assert_eq!(s.response_ids.len(), 12);
+            }
+            let graded = stop.text(&s.response_ids).unwrap();
+            assert!(
+                !has_stop(&graded) && text.starts_with(&graded),
+                "{graded:?}"
+            );
+        }
+        assert!(by_string >= 4, "only {by_string} of 32 stopped at a string");
     }
 
     #[test]
@@ -261,10 +403,12 @@ mod tests {
         let a = Sample {
             prompt_ids: vec![10, 11],
             response_ids: vec![12, EOS_ID],
+            finished: true,
         };
         let b = Sample {
             prompt_ids: vec![10, 11],
             response_ids: vec![13, 14, EOS_ID],
+            finished: true,
         };
         let p = pack(&[&a, &b], &Device::Cpu).unwrap();
         assert_eq!((p.rows, p.cols), (2, 4));

@@ -434,6 +434,7 @@ fn rl_step(
             break;
         }
         let mut group_samples: Vec<Sample> = Vec::with_capacity(fresh.len() * g);
+        let stop = rollout::StopRule::new(ctx.tok, &cfg.rollout.stop);
         for p in &fresh {
             used.insert(p.id.clone());
             let ids = ctx.tok.encode(&ctx.tok.prompt_text(&p.prompt)?)?;
@@ -442,14 +443,14 @@ fn rl_step(
                 &ids,
                 g,
                 &cfg.rollout.sampling,
-                ctx.tok.eos_id(),
+                &stop,
                 device,
                 &mut rng,
             )?);
         }
         let group_texts = group_samples
             .iter()
-            .map(|s| ctx.tok.decode(&s.response_ids))
+            .map(|s| stop.text(&s.response_ids))
             .collect::<Result<Vec<_>, _>>()?;
         generate_s += t.elapsed().as_secs_f64();
         let t = Instant::now();
@@ -643,7 +644,7 @@ fn rl_step(
             response: texts[i].clone(),
             ground_truth: problems[i / g].answer.clone(),
             num_tokens: s.response_ids.len() as i32,
-            finished: s.finished(ctx.tok.eos_id()),
+            finished: s.finished,
             reward: f64::from(rewards[i]),
             verdict: r.verdict.as_str().to_string(),
             extracted: r.extracted.clone(),
@@ -695,7 +696,7 @@ fn evaluate_now(
         ctx.tok,
         ctx.task.eval_problems(),
         &cfg.eval,
-        cfg.rollout.sampling.max_new_tokens,
+        &cfg.rollout,
         seed,
         crate::eval::Grader {
             client: ctx.client,
@@ -847,6 +848,7 @@ pub(crate) fn format_warmup(
                 Ok(Sample {
                     prompt_ids: tok.encode(&tok.prompt_text(&prompt)?)?,
                     response_ids,
+                    finished: true,
                 })
             })
             .collect::<Result<Vec<_>, TokenizerError>>()?;
