@@ -65,10 +65,11 @@ fn bounds<'a>(points: impl Iterator<Item = &'a (f64, f64)>) -> Option<((f64, f64
 }
 
 /// A tick label with three significant digits; scientific notation for very small or large
-/// magnitudes, so that ticks of a 1e-6-wide range stay distinct.
-fn tick_label(x: f64) -> String {
+/// magnitudes, so that ticks of a 1e-6-wide range stay distinct. `span` is the axis' width: a
+/// tick within 1e-9 of it of zero is zero (tick positions carry rounding error, e.g. -1.39e-17).
+fn tick_label(x: f64, span: f64) -> String {
     let a = x.abs();
-    if a == 0.0 {
+    if a == 0.0 || a < 1e-9 * span.abs() {
         "0".into()
     } else if !(1e-2..1e4).contains(&a) {
         format!("{x:.2e}")
@@ -111,11 +112,12 @@ fn draw(panels: &[Panel], size: (u32, u32), scatter: bool) -> Result<Image, Plot
                 .map_err(draw_err)?;
             // Curves are against the step: whole numbers.
             let step_label = |x: &f64| format!("{x:.0}");
-            let value_label = |x: &f64| tick_label(*x);
+            let x_value_label = |x: &f64| tick_label(*x, x1 - x0);
+            let y_value_label = |y: &f64| tick_label(*y, y1 - y0);
             chart
                 .configure_mesh()
-                .x_label_formatter(if scatter { &value_label } else { &step_label })
-                .y_label_formatter(&value_label)
+                .x_label_formatter(if scatter { &x_value_label } else { &step_label })
+                .y_label_formatter(&y_value_label)
                 .x_desc(panel.x_label.as_str())
                 .y_desc(panel.y_label.as_str())
                 .x_labels(6)
@@ -181,12 +183,16 @@ mod tests {
 
     #[test]
     fn tick_labels_keep_three_significant_digits() {
-        assert_eq!(tick_label(0.0), "0");
-        assert_eq!(tick_label(0.2346), "0.235");
-        assert_eq!(tick_label(12.5), "12.5");
-        assert_eq!(tick_label(-1234.0), "-1234");
-        assert_eq!(tick_label(-0.0003), "-3.00e-4");
-        assert_eq!(tick_label(2.5e7), "2.50e7");
+        assert_eq!(tick_label(0.0, 1.0), "0");
+        assert_eq!(tick_label(0.2346, 1.0), "0.235");
+        assert_eq!(tick_label(12.5, 1.0), "12.5");
+        assert_eq!(tick_label(-1234.0, 1.0), "-1234");
+        assert_eq!(tick_label(-0.0003, 1.0), "-3.00e-4");
+        assert_eq!(tick_label(2.5e7, 1.0), "2.50e7");
+        // Rounding error at a zero tick, on a 0.2-wide and on a 2e-5-wide axis.
+        assert_eq!(tick_label(-1.39e-17, 0.2), "0");
+        assert_eq!(tick_label(-1.69e-21, 2e-5), "0");
+        assert_eq!(tick_label(1.0e-7, 2e-5), "1.00e-7");
     }
 
     #[test]
