@@ -289,6 +289,16 @@ pub fn report_markdown(points: &[ProbePoint], lr: f64) -> String {
         points.len(),
         table(points)
     );
+    let moved: Vec<ProbePoint> = points
+        .iter()
+        .copied()
+        .filter(|p| p.advantage != 0.0)
+        .collect();
+    let _ = write!(
+        out,
+        "\n### Positions with A ≠ 0\n\nThe token-local estimates are 0 where A = 0 (groups whose rewards are all equal), though shared parameters move those entropies too.\n\n{}",
+        table(&moved)
+    );
     for q in [
         "I (A>0, confident)",
         "II (A>0, rare)",
