@@ -385,7 +385,7 @@ pub fn run_probe(
     let mut samples = Vec::new();
     let stop = crate::rollout::StopRule::new(&tok, &cfg.rollout.stop);
     for p in &problems {
-        let ids = tok.encode(&tok.prompt_text(&p.prompt)?)?;
+        let ids = tok.encode(&tok.chat_text(&p.chat())?)?;
         samples.extend(crate::rollout::sample_group(
             &frozen,
             &ids,

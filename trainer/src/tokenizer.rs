@@ -25,6 +25,25 @@ pub enum TokenizerError {
     Backend(String),
 }
 
+/// One chat message of a prompt (`{"role", "content"}`, as in verl's and OpenAI's schema).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user`, `assistant`, ... (passed to the template as written).
+    pub role: String,
+    /// The text.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A user message.
+    pub fn user(content: &str) -> Self {
+        ChatMessage {
+            role: "user".into(),
+            content: content.into(),
+        }
+    }
+}
+
 /// A loaded tokenizer, its end-of-sequence id and optional chat template.
 #[derive(Debug, Clone)]
 pub struct TextTokenizer {
@@ -53,8 +72,19 @@ impl TextTokenizer {
     /// The text the model is prompted with: `user` rendered through the chat template as one
     /// user message (with `add_generation_prompt`), or `user` itself without a template.
     pub fn prompt_text(&self, user: &str) -> Result<String, TokenizerError> {
+        self.chat_text(&[ChatMessage::user(user)])
+    }
+
+    /// The text the model is prompted with for a conversation: the messages, roles kept,
+    /// rendered through the chat template (with `add_generation_prompt`); without a template,
+    /// their contents joined by newlines.
+    pub fn chat_text(&self, messages: &[ChatMessage]) -> Result<String, TokenizerError> {
         let Some(template) = &self.chat_template else {
-            return Ok(user.to_string());
+            return Ok(messages
+                .iter()
+                .map(|m| m.content.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"));
         };
         let eos = self.inner.id_to_token(self.eos_id).unwrap_or_default();
         let mut env = minijinja::Environment::new();
@@ -70,7 +100,10 @@ impl TextTokenizer {
         env.render_str(
             template,
             minijinja::context! {
-                messages => vec![minijinja::context! { role => "user", content => user }],
+                messages => messages
+                    .iter()
+                    .map(|m| minijinja::context! { role => m.role, content => m.content })
+                    .collect::<Vec<_>>(),
                 add_generation_prompt => true,
                 eos_token => eos,
             },
@@ -155,7 +188,7 @@ mod tests {
     }
 
     #[test]
-    fn chat_templates_render_one_user_turn() {
+    fn chat_templates_render_prompts_and_conversations() {
         let chatml = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nBe brief<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
         let base = TextTokenizer::char_level().unwrap();
         assert_eq!(base.prompt_text("2+2=").unwrap(), "2+2=");
@@ -163,6 +196,22 @@ mod tests {
         assert_eq!(
             chat.prompt_text("What is 2+2?").unwrap(),
             "<|im_start|>system\nBe brief<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
+        );
+        // A conversation keeps its roles: the row's own system message replaces the default.
+        let convo = [
+            ChatMessage {
+                role: "system".into(),
+                content: "Answer in words".into(),
+            },
+            ChatMessage::user("What is 2+2?"),
+        ];
+        assert_eq!(
+            chat.chat_text(&convo).unwrap(),
+            "<|im_start|>system\nAnswer in words<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
+        );
+        assert_eq!(
+            base.chat_text(&convo).unwrap(),
+            "Answer in words\nWhat is 2+2?"
         );
         let broken = TextTokenizer::new(
             base.inner().clone(),

@@ -437,7 +437,7 @@ fn rl_step(
         let stop = rollout::StopRule::new(ctx.tok, &cfg.rollout.stop);
         for p in &fresh {
             used.insert(p.id.clone());
-            let ids = ctx.tok.encode(&ctx.tok.prompt_text(&p.prompt)?)?;
+            let ids = ctx.tok.encode(&ctx.tok.chat_text(&p.chat())?)?;
             group_samples.extend(rollout::sample_group(
                 ctx.frozen_view,
                 &ids,
@@ -874,7 +874,7 @@ fn mask_tensor(packed: &Packed, device: &Device) -> candle_core::Result<Tensor> 
 }
 
 /// Builds the per-token inputs of one micro-batch; `adv` gives one advantage per row.
-fn token_batch(
+pub fn token_batch(
     packed: &Packed,
     old_logp: Tensor,
     entropy_old_host: Vec<f32>,
@@ -902,8 +902,9 @@ fn token_batch(
     })
 }
 
-/// A model over detached views of the VarMap's tensors (shared storage, no graph).
-pub(crate) fn detached_view(
+/// A model over detached views of the VarMap's tensors (shared storage, no graph): the
+/// sampler's and π_old's view of the policy.
+pub fn detached_view(
     varmap: &VarMap,
     model_cfg: &ModelConfig,
     device: &Device,
@@ -924,7 +925,7 @@ pub(crate) fn detached_view(
 }
 
 /// Trainable parameters; weight decay on matrices only.
-pub(crate) fn params_of(varmap: &VarMap) -> candle_core::Result<Vec<Param>> {
+pub fn params_of(varmap: &VarMap) -> candle_core::Result<Vec<Param>> {
     let data = varmap
         .data()
         .lock()

@@ -4,7 +4,8 @@
 //! stable (`add-{a}-{b}`), so audits can follow one prompt across steps.
 //!
 //! JSON Lines: one object per line in verl's row schema: `prompt` (text, or chat messages
-//! `[{"role", "content"}]`, joined by newlines), the gold answer in `reward_model.ground_truth`
+//! `[{"role", "content"}]`, rendered with their roles through the chat template; their contents
+//! joined by newlines are the stored prompt text), the gold answer in `reward_model.ground_truth`
 //! (or `ground_truth`, or `answer`), optional `data_source` and `id` (default: the line number).
 //!
 //! Parquet (a file name ending in `.parquet`): verl's own data files, the same columns
@@ -18,6 +19,8 @@ mod parquet_rows;
 use rand::Rng;
 use rand::seq::IndexedRandom;
 use serde::{Deserialize, Serialize};
+
+use crate::tokenizer::ChatMessage;
 
 /// Task settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,10 +37,23 @@ pub struct Problem {
     pub data_source: String,
     /// Stable id, `add-{a}-{b}`.
     pub id: String,
-    /// Prompt text fed to the model.
+    /// Prompt text (a chat prompt's contents joined by newlines: what the
+    /// rollout store shows).
     pub prompt: String,
+    /// The prompt's chat messages with their roles, where the row gave a conversation; `None`
+    /// for a text prompt (one user message).
+    pub messages: Option<Vec<ChatMessage>>,
     /// Gold answer as the verifier receives it.
     pub answer: String,
+}
+
+impl Problem {
+    /// The prompt as chat messages: the row's own, or `prompt` as one user message.
+    pub fn chat(&self) -> Vec<ChatMessage> {
+        self.messages
+            .clone()
+            .unwrap_or_else(|| vec![ChatMessage::user(&self.prompt)])
+    }
 }
 
 impl AdditionTask {
@@ -50,6 +66,7 @@ impl AdditionTask {
                 data_source: "addition".into(),
                 id: format!("add-{a}-{b}"),
                 prompt: format!("{a}+{b}="),
+                messages: None,
                 answer: (a + b).to_string(),
             })
             .collect()
@@ -210,18 +227,28 @@ fn load_file(path: &std::path::Path) -> Result<Task, TaskError> {
 /// `n` is its 1-based line or row number, the default id `line-{n}` (`row-{n}` reads the same
 /// for Parquet).
 fn problem_of_row(v: &serde_json::Value, n: usize) -> Result<Problem, String> {
-    let prompt = match &v["prompt"] {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Array(msgs) => msgs
-            .iter()
-            .map(|m| {
-                m["content"]
-                    .as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| "a prompt message has no text content".to_string())
-            })
-            .collect::<Result<Vec<_>, _>>()?
-            .join("\n"),
+    let (prompt, messages) = match &v["prompt"] {
+        serde_json::Value::String(s) => (s.clone(), None),
+        serde_json::Value::Array(msgs) => {
+            let messages = msgs
+                .iter()
+                .map(|m| {
+                    let content = m["content"]
+                        .as_str()
+                        .ok_or_else(|| "a prompt message has no text content".to_string())?;
+                    Ok(ChatMessage {
+                        role: m["role"].as_str().unwrap_or("user").to_string(),
+                        content: content.to_string(),
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            let joined = messages
+                .iter()
+                .map(|m| m.content.as_str())
+                .collect::<Vec<_>>()
+                .join("\n");
+            (joined, Some(messages))
+        }
         _ => return Err("missing prompt (text or chat messages)".into()),
     };
     let gold = [
@@ -246,6 +273,7 @@ fn problem_of_row(v: &serde_json::Value, n: usize) -> Result<Problem, String> {
         data_source,
         id,
         prompt,
+        messages,
         answer: gold,
     })
 }
@@ -295,6 +323,7 @@ mod tests {
                 data_source: "addition".into(),
                 id: "add-1-3".into(),
                 prompt: "1+3=".into(),
+                messages: None,
                 answer: "4".into()
             }
         );
@@ -343,6 +372,7 @@ mod tests {
                 data_source: "gsm8k".into(),
                 id: "7".into(),
                 prompt: "2+2?".into(),
+                messages: Some(vec![ChatMessage::user("2+2?")]),
                 answer: "4".into()
             }
         );
@@ -352,6 +382,7 @@ mod tests {
                 data_source: "jsonl".into(),
                 id: "line-3".into(),
                 prompt: "3*3=".into(),
+                messages: None,
                 answer: "9".into()
             }
         );
@@ -482,12 +513,20 @@ mod tests {
                 data_source: "openai/gsm8k".into(),
                 id: "line-1".into(),
                 prompt: "Be brief.\nWhat is 2+2?".into(),
+                messages: Some(vec![
+                    ChatMessage {
+                        role: "system".into(),
+                        content: "Be brief.".into(),
+                    },
+                    ChatMessage::user("What is 2+2?"),
+                ]),
                 answer: "4".into(),
             },
             Problem {
                 data_source: "openai/gsm8k".into(),
                 id: "line-2".into(),
                 prompt: "What is 3*3?".into(),
+                messages: Some(vec![ChatMessage::user("What is 3*3?")]),
                 answer: "9".into(),
             },
         ];
