@@ -1,0 +1,246 @@
+//! SmolLM2-135M-Instruct on CPU, this trainer against PyTorch + transformers, side by side in
+//! one run, printed as a table:
+//!
+//! 1. Rollout generation: G responses of N new tokens to one chat prompt, sampled at
+//!    temperature 0.7 with a KV cache (EOS ignored on both sides so the lengths are equal);
+//!    tokens/s = G·N / seconds.
+//! 2. Train step on B rows of P + N tokens (N response tokens): the π_old scoring pass (log-probs
+//!    and full-vocabulary entropies, no gradient), the policy forward, the GRPO clipped loss
+//!    (token-mean), backward and an AdamW step; tokens/s = B·(P + N) / seconds.
+//! 3. The same step with STEER's weights instead of GRPO's plain clipped loss.
+//!
+//! `cargo bench -p trainer --bench vs_pytorch` after `bash scripts/fetch-smollm2.sh` and
+//! `bash scripts/torch-venv.sh` (PyTorch 2.9.1 and transformers 4.57.3 in
+//! `$TORCH_VENV`, default `~/.cache/torch-venv`; without it only this trainer's rows print).
+//! Settings: `BENCH_G` (8), `BENCH_NEW` (64), `BENCH_B` (16), `BENCH_REPEAT` (3, the median is
+//! reported). Both sides use every core (PyTorch: `torch.set_num_threads(os.cpu_count())`).
+
+use std::process::Command;
+use std::time::Instant;
+
+use candle_core::Device;
+use candle_nn::VarMap;
+use rand::{Rng, SeedableRng};
+use trainer::algo::{self, LossConfig, Method, PolicyOutputs, logprob};
+use trainer::config::TrainConfig;
+use trainer::optim::{AdamW, GradAccumulator};
+use trainer::rollout::{self, Sample, SamplingConfig, StopRule};
+use trainer::tokenizer::TextTokenizer;
+use trainer::train;
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// One train step as `trainer train` takes it on one micro-batch; returns seconds.
+fn train_step(
+    method: Method,
+    cfg: &TrainConfig,
+    policy: &trainer::model::Decoder,
+    frozen: &trainer::model::Decoder,
+    opt: &mut AdamW,
+    rows: &[Sample],
+    adv: &[f32],
+) -> Res<f64> {
+    let dev = Device::Cpu;
+    let t = Instant::now();
+    let packed = rollout::pack(&rows.iter().collect::<Vec<_>>(), &dev)?;
+    let (old_logp, entropy) =
+        logprob::logprobs_and_entropy(&frozen.forward(&packed.inputs)?, &packed.targets, 1.0)?;
+    let batch = train::token_batch(
+        &packed,
+        old_logp,
+        entropy.flatten_all()?.to_vec1::<f32>()?,
+        adv.iter().copied(),
+        &dev,
+    )?;
+    let logp = logprob::logprobs(&policy.forward(&packed.inputs)?, &packed.targets, 1.0)?;
+    let loss_cfg = LossConfig {
+        method,
+        clip: &method.default_clip(),
+        steer: &cfg.algo.steer,
+        params: &cfg.algo.params,
+        agg: cfg.algo.loss_agg,
+        seed: 0,
+    };
+    let out = PolicyOutputs {
+        logp: &logp,
+        entropy: None,
+        ref_logp: None,
+    };
+    let (loss, _) = algo::micro_batch_loss(&loss_cfg, &out, &batch)?;
+    let mut acc = GradAccumulator::new(opt.params().len());
+    acc.add(opt.params(), &loss.backward()?)?;
+    opt.step(&acc.into_grads(), 1e-6)?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+fn main() -> Res<()> {
+    let (g, n_new, b, repeat) = (
+        env("BENCH_G", 8),
+        env("BENCH_NEW", 64),
+        env("BENCH_B", 16),
+        env("BENCH_REPEAT", 3).max(1),
+    );
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("trainer/configs/smollm2-study.toml"))?;
+    let cfg = TrainConfig::from_toml(&text)?;
+    let gguf = cfg
+        .pretrained
+        .as_ref()
+        .ok_or("the study config names a GGUF file")?
+        .gguf
+        .to_string_lossy()
+        .replace('~', &std::env::var("HOME")?);
+    if !std::path::Path::new(&gguf).exists() {
+        println!("SKIP: {gguf} is missing; run `bash scripts/fetch-smollm2.sh`");
+        return Ok(());
+    }
+    let dev = Device::Cpu;
+    let varmap = VarMap::new();
+    let start = trainer::model::source::start(&cfg, &varmap, &dev)?;
+    let frozen = train::detached_view(&varmap, &start.config, &dev)?;
+    let tok = start.tokenizer;
+    let prompt =
+        tok.encode(&tok.prompt_text("What is 17 + 25? Put the final answer in \\boxed{}.")?)?;
+    let p = prompt.len();
+
+    // 1. Generation; an EOS id outside the vocabulary so every response has N tokens.
+    let no_eos = TextTokenizer::new(tok.inner().clone(), u32::MAX, None);
+    let stop = StopRule::new(&no_eos, &[]);
+    let sampling = SamplingConfig {
+        temperature: 0.7,
+        max_new_tokens: n_new,
+        top_p: 1.0,
+        top_k: 0,
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let mut gen_s = Vec::new();
+    for _ in 0..repeat {
+        let t = Instant::now();
+        let s = rollout::sample_group(&frozen, &prompt, g, &sampling, &stop, &dev, &mut rng)?;
+        gen_s.push(t.elapsed().as_secs_f64());
+        assert!(s.iter().all(|s| s.response_ids.len() == n_new));
+    }
+    let gen_tps = (g * n_new) as f64 / median(gen_s);
+
+    // 2–3. Train steps on B rows: the prompt and N random response tokens each.
+    let vocab = tok.vocab_size() as u32;
+    let rows: Vec<Sample> = (0..b)
+        .map(|_| Sample {
+            prompt_ids: prompt.clone(),
+            response_ids: (0..n_new).map(|_| rng.random_range(0..vocab)).collect(),
+            finished: false,
+        })
+        .collect();
+    let adv: Vec<f32> = (0..b)
+        .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+        .collect();
+    let mut opt = AdamW::new(train::params_of(&varmap)?, cfg.optim)?;
+    let mut step_s = |m: Method| -> Res<f64> {
+        train_step(m, &cfg, &start.policy, &frozen, &mut opt, &rows, &adv)?; // warm-up
+        let mut v = Vec::new();
+        for _ in 0..repeat {
+            v.push(train_step(
+                m,
+                &cfg,
+                &start.policy,
+                &frozen,
+                &mut opt,
+                &rows,
+                &adv,
+            )?);
+        }
+        Ok(median(v))
+    };
+    // Interleaved so that drift in machine load hits both alike.
+    let (mut grpo, mut steer) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        grpo.push(step_s(Method::Grpo)?);
+        steer.push(step_s(Method::Steer)?);
+    }
+    let (grpo_s, steer_s) = (median(grpo), median(steer));
+    let train_tps = (b * (p + n_new)) as f64 / grpo_s;
+
+    // PyTorch + transformers, same model file, prompt ids and shapes.
+    let venv = std::env::var("TORCH_VENV").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/torch-venv",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let python = std::path::Path::new(&venv).join("bin/python");
+    let torch: Option<serde_json::Value> = if python.exists() {
+        let ids = prompt
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let out = Command::new(&python)
+            .arg(root.join("trainer/benches/pytorch_anchor.py"))
+            .args(["--gguf", &gguf, "--prompt-ids", &ids])
+            .args(["--g", &g.to_string(), "--new", &n_new.to_string()])
+            .args(["--b", &b.to_string(), "--repeat", &repeat.to_string()])
+            .output()?;
+        if !out.status.success() {
+            return Err(format!(
+                "pytorch_anchor.py failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        let stdout = String::from_utf8(out.stdout)?;
+        Some(serde_json::from_str(stdout.lines().last().unwrap_or("{}"))?)
+    } else {
+        println!(
+            "(no PyTorch venv at {venv}: run `bash scripts/torch-venv.sh` for the anchor column)"
+        );
+        None
+    };
+
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "\nSmolLM2-135M-Instruct (f32 weights from the Q4_1 GGUF), CPU, {cores} cores; median of {repeat}"
+    );
+    println!(
+        "generation: G={g}, prompt {p} tokens, {n_new} new tokens, KV cache; train step: B={b} rows x {} tokens\n",
+        p + n_new
+    );
+    println!("| measure | this trainer (candle) | PyTorch + transformers | ratio |");
+    println!("|---|---|---|---|");
+    let row = |name: &str, ours: f64, key: &str| {
+        let theirs = torch.as_ref().and_then(|t| t[key].as_f64());
+        println!(
+            "| {name} | {ours:.1} | {} | {} |",
+            theirs.map_or("–".into(), |x| format!("{x:.1}")),
+            theirs.map_or("–".into(), |x| format!("{:.2}x", ours / x)),
+        );
+    };
+    row("rollout generation, tokens/s", gen_tps, "gen_tokens_per_s");
+    row(
+        "train step (GRPO), tokens/s",
+        train_tps,
+        "train_tokens_per_s",
+    );
+    println!(
+        "\nSTEER step {steer_s:.2} s vs GRPO step {grpo_s:.2} s: overhead {:+.1}%",
+        100.0 * (steer_s / grpo_s - 1.0)
+    );
+    if let Some(t) = &torch {
+        println!(
+            "PyTorch {} / transformers {}, {} threads",
+            t["torch"], t["transformers"], t["threads"]
+        );
+    }
+    Ok(())
+}
