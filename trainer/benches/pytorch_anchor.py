@@ -33,7 +33,7 @@ def main() -> None:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(
-        os.path.dirname(a.gguf), gguf_file=os.path.basename(a.gguf), torch_dtype=torch.float32
+        os.path.dirname(a.gguf), gguf_file=os.path.basename(a.gguf), dtype=torch.float32
     )
     prompt = torch.tensor([[int(x) for x in a.prompt_ids.split(",")]])
     p = prompt.shape[1]

@@ -147,10 +147,20 @@ fn main() -> Res<()> {
         .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
         .collect();
     let mut opt = AdamW::new(train::params_of(&varmap)?, cfg.optim)?;
-    let mut step_s = |m: Method| -> Res<f64> {
-        train_step(m, &cfg, &start.policy, &frozen, &mut opt, &rows, &adv)?; // warm-up
-        let mut v = Vec::new();
-        for _ in 0..repeat {
+    // One warm-up step, then rounds alternating the methods so that drift in machine load
+    // hits both alike.
+    train_step(
+        Method::Grpo,
+        &cfg,
+        &start.policy,
+        &frozen,
+        &mut opt,
+        &rows,
+        &adv,
+    )?;
+    let (mut grpo, mut steer) = (Vec::new(), Vec::new());
+    for _ in 0..repeat {
+        for (m, v) in [(Method::Grpo, &mut grpo), (Method::Steer, &mut steer)] {
             v.push(train_step(
                 m,
                 &cfg,
@@ -161,17 +171,14 @@ fn main() -> Res<()> {
                 &adv,
             )?);
         }
-        Ok(median(v))
-    };
-    // Interleaved so that drift in machine load hits both alike.
-    let (mut grpo, mut steer) = (Vec::new(), Vec::new());
-    for _ in 0..2 {
-        grpo.push(step_s(Method::Grpo)?);
-        steer.push(step_s(Method::Steer)?);
     }
     let (grpo_s, steer_s) = (median(grpo), median(steer));
     let train_tps = (b * (p + n_new)) as f64 / grpo_s;
 
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "this trainer: generation {gen_tps:.1} tokens/s, train step (GRPO) {train_tps:.1} tokens/s ({grpo_s:.2} s), STEER step {steer_s:.2} s"
+    );
     // PyTorch + transformers, same model file, prompt ids and shapes.
     let venv = std::env::var("TORCH_VENV").unwrap_or_else(|_| {
         format!(
@@ -208,7 +215,6 @@ fn main() -> Res<()> {
         None
     };
 
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "\nSmolLM2-135M-Instruct (f32 weights from the Q4_1 GGUF), CPU, {cores} cores; median of {repeat}"
     );
