@@ -149,28 +149,12 @@ fn main() -> Res<()> {
     let mut opt = AdamW::new(train::params_of(&varmap)?, cfg.optim)?;
     // One warm-up step, then rounds alternating the methods so that drift in machine load
     // hits both alike.
-    train_step(
-        Method::Grpo,
-        &cfg,
-        &start.policy,
-        &frozen,
-        &mut opt,
-        &rows,
-        &adv,
-    )?;
+    let mut step = |m: Method| train_step(m, &cfg, &start.policy, &frozen, &mut opt, &rows, &adv);
+    step(Method::Grpo)?;
     let (mut grpo, mut steer) = (Vec::new(), Vec::new());
     for _ in 0..repeat {
-        for (m, v) in [(Method::Grpo, &mut grpo), (Method::Steer, &mut steer)] {
-            v.push(train_step(
-                m,
-                &cfg,
-                &start.policy,
-                &frozen,
-                &mut opt,
-                &rows,
-                &adv,
-            )?);
-        }
+        grpo.push(step(Method::Grpo)?);
+        steer.push(step(Method::Steer)?);
     }
     let (grpo_s, steer_s) = (median(grpo), median(steer));
     let train_tps = (b * (p + n_new)) as f64 / grpo_s;

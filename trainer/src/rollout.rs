@@ -294,23 +294,35 @@ mod tests {
         }
     }
 
+    /// A 9-token model (the char vocabulary's specials, newline, space, `!`, `"`, `#`, `$`)
+    /// with weights drawn from N(0, std²) under `seed`, and sampling at temperature 1.
+    fn seeded_sampler(
+        seed: u64,
+        std: f64,
+        max_new_tokens: usize,
+        top_k: usize,
+    ) -> (VarMap, Decoder, SamplingConfig) {
+        let vm = VarMap::new();
+        let model = Decoder::new(
+            &tiny_config(9),
+            VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+        crate::model::init_weights(&vm, seed, std).unwrap();
+        let cfg = SamplingConfig {
+            temperature: 1.0,
+            max_new_tokens,
+            top_p: 1.0,
+            top_k,
+        };
+        (vm, model, cfg)
+    }
+
     /// top-k = 1 is greedy: every row of every seed is the same argmax continuation.
     #[test]
     fn top_k_one_is_greedy() {
-        let vm = VarMap::new();
         let dev = Device::Cpu;
-        let model = Decoder::new(
-            &tiny_config(9),
-            VarBuilder::from_varmap(&vm, DType::F32, &dev),
-        )
-        .unwrap();
-        crate::model::init_weights(&vm, 4, 0.5).unwrap();
-        let cfg = SamplingConfig {
-            temperature: 1.0,
-            max_new_tokens: 8,
-            top_p: 1.0,
-            top_k: 1,
-        };
+        let (_vm, model, cfg) = seeded_sampler(4, 0.5, 8, 1);
         let tok = TextTokenizer::char_level().unwrap();
         let stop = StopRule::new(&tok, &[]);
         let run = |seed| {
@@ -338,21 +350,8 @@ mod tests {
     /// characters); the graded text is cut before it; responses at the length limit hold none.
     #[test]
     fn stop_strings_end_responses_and_are_cut_from_the_text() {
-        let vm = VarMap::new();
         let dev = Device::Cpu;
-        // Ids 3..9 of the character vocabulary: newline, space, '!', '"', '#', '$'.
-        let model = Decoder::new(
-            &tiny_config(9),
-            VarBuilder::from_varmap(&vm, DType::F32, &dev),
-        )
-        .unwrap();
-        crate::model::init_weights(&vm, 6, 0.1).unwrap();
-        let cfg = SamplingConfig {
-            temperature: 1.0,
-            max_new_tokens: 12,
-            top_p: 1.0,
-            top_k: 0,
-        };
+        let (_vm, model, cfg) = seeded_sampler(6, 0.1, 12, 0);
         let tok = TextTokenizer::char_level().unwrap();
         let strings = ["#".to_string(), "!!".to_string()];
         let stop = StopRule::new(&tok, &strings);
