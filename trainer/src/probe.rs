@@ -114,15 +114,7 @@ pub fn measure(
             logprob::logprobs_and_entropy(&policy.forward(&inputs)?, &targets, 1.0)?;
         scatter(&mut logp_h, r0, &logp.detach())?;
         scatter(&mut ent_h, r0, &entropy.detach())?;
-        let adv: Vec<f32> = (0..n * used)
-            .map(|c| {
-                if mask[c] {
-                    adv_rows[r0 + c / used]
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        let adv = crate::rollout::per_token(&adv_rows[r0..r0 + n], &mask, used);
         let adv = Tensor::from_vec(adv, (n, used), dev)?;
         let ratio = (&logp - logp.detach())?.exp()?;
         let grads = ((adv.neg()? * ratio)?.sum_all()? / n_tok)?.backward()?;
@@ -180,15 +172,7 @@ pub fn measure(
             logprob::logprobs_and_entropy(&policy.forward(&inputs)?.detach(), &targets, 1.0)?.1;
         scatter(&mut after_h, r0, &after)?;
     }
-    let adv_tok: Vec<f32> = (0..rows * cols)
-        .map(|c| {
-            if batch.mask[c] {
-                adv_rows[c / cols]
-            } else {
-                0.0
-            }
-        })
-        .collect();
+    let adv_tok = crate::rollout::per_token(adv_rows, &batch.mask, cols);
 
     let valid = |v: &[f32]| {
         positions.iter().map(|&c| f64::from(v[c])).sum::<f64>() / positions.len().max(1) as f64

@@ -203,6 +203,15 @@ fn draw<R: Rng>(probs: &[f32], rng: &mut R) -> u32 {
     (probs.len() - 1) as u32
 }
 
+/// One value per row (an advantage, say) spread over that row's response tokens of a
+/// row-major `(rows, cols)` mask, 0 elsewhere.
+pub fn per_token(row_values: &[f32], mask: &[bool], cols: usize) -> Vec<f32> {
+    mask.iter()
+        .enumerate()
+        .map(|(c, &m)| if m { row_values[c / cols] } else { 0.0 })
+        .collect()
+}
+
 /// A right-padded batch for scoring: `inputs[t]` predicts `targets[t]`.
 #[derive(Debug, Clone)]
 pub struct Packed {

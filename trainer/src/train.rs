@@ -882,15 +882,7 @@ pub fn token_batch(
     device: &Device,
 ) -> candle_core::Result<TokenBatch> {
     let row_adv: Vec<f32> = adv.collect();
-    let adv_host: Vec<f32> = (0..packed.rows * packed.cols)
-        .map(|c| {
-            if packed.mask[c] {
-                row_adv[c / packed.cols]
-            } else {
-                0.0
-            }
-        })
-        .collect();
+    let adv_host = rollout::per_token(&row_adv, &packed.mask, packed.cols);
     Ok(TokenBatch {
         old_logp_host: old_logp.flatten_all()?.to_vec1::<f32>()?,
         old_logp,
