@@ -42,6 +42,15 @@ impl ChatMessage {
             content: content.into(),
         }
     }
+
+    /// The messages' contents joined by newlines, roles dropped: a conversation as plain text.
+    pub fn joined(messages: &[ChatMessage]) -> String {
+        messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
 }
 
 /// A loaded tokenizer, its end-of-sequence id and optional chat template.
@@ -80,11 +89,7 @@ impl TextTokenizer {
     /// their contents joined by newlines.
     pub fn chat_text(&self, messages: &[ChatMessage]) -> Result<String, TokenizerError> {
         let Some(template) = &self.chat_template else {
-            return Ok(messages
-                .iter()
-                .map(|m| m.content.as_str())
-                .collect::<Vec<_>>()
-                .join("\n"));
+            return Ok(ChatMessage::joined(messages));
         };
         let eos = self.inner.id_to_token(self.eos_id).unwrap_or_default();
         let mut env = minijinja::Environment::new();

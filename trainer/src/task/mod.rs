@@ -242,12 +242,7 @@ fn problem_of_row(v: &serde_json::Value, n: usize) -> Result<Problem, String> {
                     })
                 })
                 .collect::<Result<Vec<_>, String>>()?;
-            let joined = messages
-                .iter()
-                .map(|m| m.content.as_str())
-                .collect::<Vec<_>>()
-                .join("\n");
-            (joined, Some(messages))
+            (ChatMessage::joined(&messages), Some(messages))
         }
         _ => return Err("missing prompt (text or chat messages)".into()),
     };
