@@ -1,5 +1,6 @@
 use trainer::algo::Method;
 use trainer::config::TrainConfig;
+use trainer::device::{ComputeDevice, Precision};
 use trainer::reward::spawn_embedded_verifier;
 use trainer::store::Store;
 use trainer::train::{self, RunOptions, StoreTarget};
@@ -23,6 +24,7 @@ fn sqlite_opts(run_dir: &std::path::Path, verifier_url: &str) -> RunOptions {
         verifier_patience: train::DEFAULT_VERIFIER_PATIENCE,
         resume: false,
         progress: false,
+        device: ComputeDevice::Cpu,
     }
 }
 
@@ -48,6 +50,7 @@ async fn steer_run_writes_every_rollout_to_postgres() {
         verifier_patience: train::DEFAULT_VERIFIER_PATIENCE,
         resume: false,
         progress: false,
+        device: ComputeDevice::Cpu,
     };
     let summary = run_blocking(cfg.clone(), opts).await;
     assert_eq!(summary.history.len(), cfg.steps);
@@ -293,6 +296,53 @@ async fn every_method_runs_two_steps_and_writes_metrics() {
         }
     }
     std::fs::remove_dir_all(&base).ok();
+}
+
+/// `precision = "bf16"`: bf16 forward passes over f32 master weights train the demo on the CPU
+/// too (with the KL reference and STEER), the metrics are finite and the checkpoint stays f32.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bf16_compute_trains_with_f32_master_weights() {
+    let verifier = spawn_embedded_verifier().await.unwrap();
+    let mut cfg = TrainConfig::from_toml(&format!(
+        "precision = \"bf16\"\n{}",
+        trainer::config::DEMO_TOML
+    ))
+    .unwrap();
+    assert_eq!(cfg.precision, Precision::Bf16);
+    cfg.algo.method = Method::Steer;
+    cfg.algo.params.kl.beta = 0.05;
+    cfg.steps = 3;
+    cfg.warmup.steps = 20;
+    let dir = std::env::temp_dir().join(format!("e2e-bf16-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let summary = run_blocking(cfg, sqlite_opts(&dir, &verifier.url)).await;
+    assert_eq!(summary.history.len(), 3);
+    for m in &summary.history {
+        assert!(
+            m.loss.is_finite() && m.grad_norm.is_finite() && m.entropy > 0.0,
+            "{m:?}"
+        );
+    }
+    // Some step had rewards that differ within a group, so gradients flowed through bf16.
+    assert!(
+        summary.history.iter().any(|m| m.grad_norm > 0.0),
+        "{:?}",
+        summary.history
+    );
+    let state = trainer::checkpoint::read_state(&dir).unwrap();
+    assert_eq!(state.config["precision"], "bf16");
+    let weights = candle_core::safetensors::load(
+        dir.join("checkpoint").join("model.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    assert!(!weights.is_empty());
+    assert!(
+        weights
+            .values()
+            .all(|t| t.dtype() == candle_core::DType::F32)
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// `ppo_epochs` passes in mini-batches: 2 epochs × (64 responses / 16 per mini-batch) = 8

@@ -6,7 +6,8 @@ same prompt ids and shapes as the Rust side:
     (`min_new_tokens = max_new_tokens = N`, so EOS cannot end a row early);
   * a GRPO train step on B rows of P + N tokens: a no-grad scoring pass (log-probs and
     full-vocabulary entropy, as verl's compute_log_prob), the policy forward, the clipped
-    token-mean loss (eps 0.2 / 0.28), backward and torch.optim.AdamW.
+    token-mean loss (eps 0.2 / 0.28), backward and torch.optim.AdamW. Both forwards compute
+    logits for the N response positions only (`logits_to_keep`, as TRL's GRPO trainer does).
 Prints one JSON line.
 """
 import argparse
@@ -61,21 +62,21 @@ def main() -> None:
     model.train()
     vocab = model.config.vocab_size
     ids = torch.cat([prompt.repeat(a.b, 1), torch.randint(0, vocab, (a.b, a.new))], dim=1)
-    inputs, targets = ids[:, :-1], ids[:, 1:]
-    mask = torch.zeros_like(targets, dtype=torch.float32)
-    mask[:, p - 1 :] = 1.0
+    # The last N targets are the response tokens; only their logits are computed.
+    inputs, targets = ids[:, :-1], ids[:, -a.new :]
+    mask = torch.ones_like(targets, dtype=torch.float32)
     adv = torch.tensor([1.0 if i % 2 == 0 else -1.0 for i in range(a.b)]).unsqueeze(1)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-6, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
 
     def step() -> float:
         t = time.perf_counter()
         with torch.no_grad():
-            logits = model(inputs).logits
+            logits = model(inputs, logits_to_keep=a.new).logits
             logp_all = torch.log_softmax(logits, dim=-1)
             old_logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
             entropy = -(logp_all.exp() * logp_all).sum(-1)
             del entropy
-        logits = model(inputs).logits
+        logits = model(inputs, logits_to_keep=a.new).logits
         logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
         ratio = torch.exp(logp - old_logp)
         pg = torch.maximum(-adv * ratio, -adv * torch.clamp(ratio, 1 - 0.2, 1 + 0.28))

@@ -118,6 +118,7 @@ fn step_times(
         verifier_patience: train::DEFAULT_VERIFIER_PATIENCE,
         resume: false,
         progress: false,
+        device: trainer::device::ComputeDevice::Cpu,
     };
     let summary = train::run(&cfg, &opts, rt).expect("train");
     std::fs::remove_dir_all(&dir).ok();

@@ -6,7 +6,8 @@
 //!    tokens/s = G·N / seconds.
 //! 2. Train step on B rows of P + N tokens (N response tokens): the π_old scoring pass (log-probs
 //!    and full-vocabulary entropies, no gradient), the policy forward, the GRPO clipped loss
-//!    (token-mean), backward and an AdamW step; tokens/s = B·(P + N) / seconds.
+//!    (token-mean), backward and an AdamW step; tokens/s = B·(P + N) / seconds. Both sides
+//!    run the output head over the response positions only (TRL's `logits_to_keep`).
 //! 3. The same step with STEER's weights instead of GRPO's plain clipped loss.
 //!
 //! `cargo bench -p trainer --bench vs_pytorch` after `bash scripts/fetch-smollm2.sh` and
@@ -55,8 +56,8 @@ fn train_step(
     let dev = Device::Cpu;
     let t = Instant::now();
     let packed = rollout::pack(&rows.iter().collect::<Vec<_>>(), &dev)?;
-    let (old_logp, entropy) =
-        logprob::logprobs_and_entropy(&frozen.forward(&packed.inputs)?, &packed.targets, 1.0)?;
+    let (old_logp, entropy) = logprob::score(frozen, &packed, 1.0, true)?;
+    let entropy = entropy.ok_or("no entropy")?;
     let batch = train::token_batch(
         &packed,
         old_logp,
@@ -64,7 +65,7 @@ fn train_step(
         adv.iter().copied(),
         &dev,
     )?;
-    let logp = logprob::logprobs(&policy.forward(&packed.inputs)?, &packed.targets, 1.0)?;
+    let logp = logprob::score(policy, &packed, 1.0, false)?.0;
     let loss_cfg = LossConfig {
         method,
         clip: &method.default_clip(),
@@ -109,7 +110,7 @@ fn main() -> Res<()> {
     let dev = Device::Cpu;
     let varmap = VarMap::new();
     let start = trainer::model::source::start(&cfg, &varmap, &dev)?;
-    let frozen = train::detached_view(&varmap, &start.config, &dev)?;
+    let frozen = train::detached_view(&varmap, &start.policy)?;
     let tok = start.tokenizer;
     let prompt =
         tok.encode(&tok.prompt_text("What is 17 + 25? Put the final answer in \\boxed{}.")?)?;

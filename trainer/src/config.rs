@@ -49,6 +49,16 @@ pub struct TrainConfig {
     /// Periodic and final evaluation (avg@k, pass@k) over every problem of the task.
     #[serde(default)]
     pub eval: crate::eval::EvalConfig,
+    /// Compute dtype of the forward passes: `"f32"` (default) or `"bf16"` (bf16 products over
+    /// f32 master weights, for CUDA; see [`crate::device::Precision`]).
+    #[serde(default, skip_serializing_if = "is_default_precision")]
+    pub precision: crate::device::Precision,
+}
+
+/// Runs from before `precision` existed store configs without it; f32 keeps them equal on
+/// `--resume`.
+fn is_default_precision(p: &crate::device::Precision) -> bool {
+    *p == crate::device::Precision::F32
 }
 
 /// A pretrained starting point.

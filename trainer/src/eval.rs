@@ -1,7 +1,6 @@
 //! Evaluation: sample `k` responses per problem, grade them with the verifier, and report
 //! avg@k (mean accuracy over all samples) and the unbiased pass@k of Chen et al. (2021).
 
-use candle_core::Device;
 use protocol::MathItem;
 use protocol::client::VerifierClient;
 use rand::SeedableRng;
@@ -126,7 +125,7 @@ pub fn evaluate(
         rt,
         options: grading,
     } = grader;
-    let device = Device::Cpu;
+    let device = model.device().clone();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let sampling = SamplingConfig {
         temperature: cfg.temperature,

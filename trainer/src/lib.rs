@@ -8,6 +8,7 @@ pub mod audit;
 pub mod checkpoint;
 pub mod compare;
 pub mod config;
+pub mod device;
 pub mod eval;
 pub mod model;
 pub mod optim;

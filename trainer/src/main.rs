@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use trainer::algo::Method;
 use trainer::audit::{self, AuditCommand};
 use trainer::config::TrainConfig;
+use trainer::device::ComputeDevice;
 use trainer::reward::{EmbeddedVerifier, spawn_embedded_verifier};
 use trainer::store::Store;
 use trainer::train::{self, RunOptions, StoreTarget};
@@ -72,7 +73,8 @@ enum Command {
         /// Override the number of RL steps.
         #[arg(long)]
         steps: Option<usize>,
-        /// Compute device.
+        /// Compute device: `cuda` needs a binary built with `--features cuda`
+        /// (`scripts/build-cuda.sh`) and never falls back to the CPU.
         #[arg(long, value_enum, default_value_t = ComputeDevice::Cpu)]
         device: ComputeDevice,
         #[command(flatten)]
@@ -158,15 +160,6 @@ enum Command {
     },
 }
 
-/// Where tensors live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum ComputeDevice {
-    /// The CPU (the tested default).
-    Cpu,
-    /// An NVIDIA GPU.
-    Cuda,
-}
-
 /// The given verifier URL(s), or a verifier started in-process (kept alive by the guard).
 fn verifier_or_embedded(
     rt: &tokio::runtime::Runtime,
@@ -185,7 +178,12 @@ fn verifier_or_embedded(
 
 /// Runs training on its own thread (it blocks on the runtime for HTTP and SQL) and prints a
 /// summary.
-fn run_training(cfg: &TrainConfig, run: RunArgs, default_dir: &str) -> Result<()> {
+fn run_training(
+    cfg: &TrainConfig,
+    run: RunArgs,
+    default_dir: &str,
+    device: ComputeDevice,
+) -> Result<()> {
     cfg.validate()?;
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     let (verifier_url, _embedded) = verifier_or_embedded(&rt, run.verifier_url)?;
@@ -198,6 +196,7 @@ fn run_training(cfg: &TrainConfig, run: RunArgs, default_dir: &str) -> Result<()
         verifier_patience: std::time::Duration::from_secs(run.verifier_patience),
         resume: run.resume,
         progress: true,
+        device,
     };
     let handle = rt.handle().clone();
     let summary = std::thread::scope(|s| s.spawn(|| train::run(cfg, &opts, &handle)).join())
@@ -241,7 +240,7 @@ fn main() -> Result<()> {
             if let Some(m) = method {
                 cfg.algo.method = m;
             }
-            run_training(&cfg, run, "runs/demo")
+            run_training(&cfg, run, "runs/demo", ComputeDevice::Cpu)
         }
         Command::Train {
             config,
@@ -250,11 +249,6 @@ fn main() -> Result<()> {
             device,
             run,
         } => {
-            if device == ComputeDevice::Cuda {
-                anyhow::bail!(
-                    "--device cuda: this build has no CUDA support yet; use --device cpu"
-                );
-            }
             let mut cfg = read_config(&config)?;
             if let Some(m) = method {
                 cfg.algo.method = m;
@@ -263,7 +257,7 @@ fn main() -> Result<()> {
             if let Some(s) = steps {
                 cfg.steps = s;
             }
-            run_training(&cfg, run, "runs/train")
+            run_training(&cfg, run, "runs/train", device)
         }
         Command::EntropyProbe {
             config,
@@ -328,6 +322,7 @@ fn main() -> Result<()> {
                     verifier_patience: train::DEFAULT_VERIFIER_PATIENCE,
                     resume: false,
                     progress: false,
+                    device: ComputeDevice::Cpu,
                 };
                 println!("running {} for {} steps", m.as_str(), c.steps);
                 let summary =

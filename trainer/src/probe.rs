@@ -357,7 +357,7 @@ pub fn run_probe(
     let varmap = candle_nn::VarMap::new();
     let start = crate::model::source::start(cfg, &varmap, &device)?;
     let (policy, tok) = (start.policy, start.tokenizer);
-    let frozen = crate::train::detached_view(&varmap, &start.config, &device)?;
+    let frozen = crate::train::detached_view(&varmap, &policy)?;
     let params = crate::train::params_of(&varmap)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
     if cfg.warmup.steps > 0 {

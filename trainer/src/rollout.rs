@@ -127,40 +127,50 @@ pub fn sample_group<R: Rng>(
     let mut rows: Vec<Vec<u32>> = vec![prompt_ids.to_vec(); g];
     // Response length of each row once it has ended by itself.
     let mut ended: Vec<Option<usize>> = vec![None; g];
-    // The prompt once through the model, then one token per row per step on the KV cache.
+    // The prompt once through the model on one row (the group shares it), its cache widened
+    // to the g rows, then one token per row per step on the KV cache.
     let mut cache = KvCache::default();
-    let mut next_input = Tensor::from_vec(prompt_ids.repeat(g), (g, prompt_ids.len()), device)?;
-    for _ in 0..cfg.max_new_tokens {
-        if ended.iter().all(Option::is_some) {
-            break;
-        }
-        let out = model.forward_from(&next_input, &mut cache)?;
-        let t = out.dim(1)?;
-        let logits = out.narrow(1, t - 1, 1)?.squeeze(1)?; // (g, v)
+    if cfg.max_new_tokens == 0 {
+        return Ok(finish(rows, ended, prompt_ids));
+    }
+    let prompt = Tensor::from_vec(prompt_ids.to_vec(), (1, plen), device)?;
+    let mut logits = model.forward_last(&prompt, &mut cache)?; // (1, v), then (g, v)
+    cache = cache.repeat_rows(g)?;
+    for step in 0..cfg.max_new_tokens {
         let probs =
-            candle_nn::ops::softmax(&(logits / cfg.temperature)?, D::Minus1)?.to_vec2::<f32>()?;
+            candle_nn::ops::softmax(&(&logits / cfg.temperature)?, D::Minus1)?.to_vec2::<f32>()?;
         for (i, row) in rows.iter_mut().enumerate() {
             if ended[i].is_some() {
                 row.push(PAD_ID);
                 continue;
             }
-            row.push(draw(&truncate(&probs[i], cfg.top_k, cfg.top_p), rng));
+            // Row i's distribution; before the first token every row has the prompt's.
+            let p = &probs[i.min(probs.len() - 1)];
+            row.push(draw(&truncate(p, cfg.top_k, cfg.top_p), rng));
             if stop.ended(&row[plen..]).map_err(candle_core::Error::wrap)? {
                 ended[i] = Some(row.len() - plen);
             }
         }
+        if step + 1 == cfg.max_new_tokens || ended.iter().all(Option::is_some) {
+            break;
+        }
         let last: Vec<u32> = rows.iter().map(|r| r[r.len() - 1]).collect();
-        next_input = Tensor::from_vec(last, (g, 1), device)?;
+        logits = model.forward_last(&Tensor::from_vec(last, (g, 1), device)?, &mut cache)?;
     }
-    Ok(rows
-        .into_iter()
+    Ok(finish(rows, ended, prompt_ids))
+}
+
+/// The samples of `rows` (prompt then response, padded), each cut where it ended by itself.
+fn finish(rows: Vec<Vec<u32>>, ended: Vec<Option<usize>>, prompt_ids: &[u32]) -> Vec<Sample> {
+    let plen = prompt_ids.len();
+    rows.into_iter()
         .zip(ended)
         .map(|(r, end)| Sample {
             prompt_ids: prompt_ids.to_vec(),
             response_ids: r[plen..plen + end.unwrap_or(r.len() - plen)].to_vec(),
             finished: end.is_some(),
         })
-        .collect())
+        .collect()
 }
 
 /// The distribution restricted to its `top_k` most likely tokens (0: all) and then to the
@@ -225,6 +235,9 @@ pub struct Packed {
     pub rows: usize,
     /// Columns.
     pub cols: usize,
+    /// The first column holding a response target in any row: the columns before it are
+    /// prompt in every row, so scoring needs no logits there.
+    pub first_response_col: usize,
 }
 
 /// Packs samples into shifted, right-padded input/target tensors with a response mask.
@@ -254,12 +267,19 @@ pub fn pack(samples: &[&Sample], device: &Device) -> Result<Packed> {
             mask[r * cols + j] = j + 1 >= plen;
         }
     }
+    let first_response_col = samples
+        .iter()
+        .map(|s| s.prompt_ids.len() - 1)
+        .min()
+        .unwrap_or(0)
+        .min(cols.saturating_sub(1));
     Ok(Packed {
         inputs: Tensor::from_vec(inputs, (rows, cols), device)?,
         targets: Tensor::from_vec(targets, (rows, cols), device)?,
         mask,
         rows,
         cols,
+        first_response_col,
     })
 }
 

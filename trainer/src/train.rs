@@ -24,7 +24,7 @@ use crate::algo::{
 };
 use crate::checkpoint::{self, CheckpointError, CheckpointState};
 use crate::config::TrainConfig;
-use crate::model::{Decoder, ModelConfig};
+use crate::model::Decoder;
 use crate::optim::{AdamW, AdamWConfig, GradAccumulator, Param};
 use crate::reward;
 use crate::rollout::{self, Packed, Sample};
@@ -68,6 +68,9 @@ pub enum TrainError {
     /// Run directory I/O.
     #[error("run directory: {0}")]
     Io(#[from] std::io::Error),
+    /// The compute device could not be opened.
+    #[error(transparent)]
+    Device(#[from] crate::device::DeviceError),
 }
 
 /// Where rollouts go.
@@ -101,6 +104,8 @@ pub struct RunOptions {
     pub resume: bool,
     /// Draw a progress bar and print a line per step.
     pub progress: bool,
+    /// Where the model, rollouts and optimizer state live. Default CPU.
+    pub device: crate::device::ComputeDevice,
 }
 
 /// One step's metrics.
@@ -165,14 +170,14 @@ pub const STORE_DRAIN_DEADLINE: Duration = Duration::from_secs(120);
 /// Runs training to completion. Blocking: call it from a thread where `rt.block_on` is
 /// allowed (e.g. inside `tokio::task::spawn_blocking`, or a plain thread).
 pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSummary, TrainError> {
-    let device = Device::Cpu;
+    let device = opts.device.open()?;
     let task = cfg.task.load()?;
     let mut varmap = VarMap::new();
     let start = crate::model::source::start(cfg, &varmap, &device)?;
     let (model_cfg, policy, tok) = (start.config, start.policy, start.tokenizer);
     // Rollouts and π_old scoring use detached views that share storage with the Vars, so they
     // see every update and build no autograd graph.
-    let frozen_view = detached_view(&varmap, &model_cfg, &device)?;
+    let frozen_view = detached_view(&varmap, &policy)?;
     let params = params_of(&varmap)?;
     let mut opt = AdamW::new(params.clone(), cfg.optim)?;
     let config_json = serde_json::to_value(cfg).map_err(|e| TrainError::Config(e.to_string()))?;
@@ -262,10 +267,9 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
     let reference = if cfg.algo.params.kl.beta > 0.0 {
         Some(reference_model(
             &varmap,
-            &model_cfg,
+            &policy,
             &opts.run_dir,
             resumed.is_some(),
-            &device,
         )?)
     } else {
         None
@@ -515,12 +519,13 @@ fn rl_step(
     for chunk in order.chunks(cfg.algo.micro_batch_size) {
         let refs: Vec<&Sample> = chunk.iter().map(|&i| &samples[i]).collect();
         let packed = rollout::pack(&refs, device)?;
-        let logits = ctx.frozen_view.forward(&packed.inputs)?;
-        let (old_logp, entropy) = logprob::logprobs_and_entropy(
-            &logits,
-            &packed.targets,
+        let (old_logp, entropy) = logprob::score(
+            ctx.frozen_view,
+            &packed,
             cfg.rollout.sampling.temperature,
+            true,
         )?;
+        let entropy = entropy.expect("asked for");
         let entropy_host = entropy.flatten_all()?.to_vec1::<f32>()?;
         for (r, &i) in chunk.iter().enumerate() {
             let cells = r * packed.cols..(r + 1) * packed.cols;
@@ -566,24 +571,17 @@ fn rl_step(
             let n_micro = mini.len() as f64;
             let mut mini_loss = 0f64;
             for (k, (packed, batch)) in mini.iter().enumerate() {
-                let logits = ctx.policy.forward(&packed.inputs)?;
                 // The entropy (with its gradient) only where the loss uses it.
-                let (logp, entropy) = if cfg.algo.method == Method::EntropyBonus {
-                    let (lp, h) =
-                        logprob::logprobs_and_entropy(&logits, &packed.targets, temperature)?;
-                    (lp, Some(h))
-                } else {
-                    (
-                        logprob::logprobs(&logits, &packed.targets, temperature)?,
-                        None,
-                    )
-                };
+                let (logp, entropy) = logprob::score(
+                    ctx.policy,
+                    packed,
+                    temperature,
+                    cfg.algo.method == Method::EntropyBonus,
+                )?;
                 let ref_logp = match ctx.reference {
-                    Some(r) if cfg.algo.params.kl.beta > 0.0 => Some(logprob::logprobs(
-                        &r.forward(&packed.inputs)?,
-                        &packed.targets,
-                        temperature,
-                    )?),
+                    Some(r) if cfg.algo.params.kl.beta > 0.0 => {
+                        Some(logprob::score(r, packed, temperature, false)?.0)
+                    }
                     _ => None,
                 };
                 let loss_cfg = LossConfig {
@@ -774,11 +772,11 @@ fn keep_metrics_before(path: &Path, next_step: usize) -> Result<(), TrainError> 
 /// a resumed run keeps the same reference.
 fn reference_model(
     varmap: &VarMap,
-    model_cfg: &ModelConfig,
+    policy: &Decoder,
     run_dir: &std::path::Path,
     resumed: bool,
-    device: &Device,
 ) -> Result<Decoder, TrainError> {
+    let device = policy.device();
     let path = run_dir.join("reference.safetensors");
     let tensors: HashMap<String, Tensor> = if resumed && path.is_file() {
         candle_core::safetensors::load(&path, device)?
@@ -796,9 +794,10 @@ fn reference_model(
         copies
     };
     Ok(Decoder::new(
-        model_cfg,
+        policy.config(),
         VarBuilder::from_tensors(tensors, DType::F32, device),
-    )?)
+    )?
+    .with_compute_dtype(policy.compute_dtype()))
 }
 
 /// Journal file name inside the run directory.
@@ -853,7 +852,7 @@ pub(crate) fn format_warmup(
             })
             .collect::<Result<Vec<_>, TokenizerError>>()?;
         let packed = rollout::pack(&examples.iter().collect::<Vec<_>>(), device)?;
-        let logp = logprob::logprobs(&policy.forward(&packed.inputs)?, &packed.targets, 1.0)?;
+        let logp = logprob::score(policy, &packed, 1.0, false)?.0;
         let mask = mask_tensor(&packed, device)?;
         let nll = algo::LossAgg::TokenMean.aggregate(&logp.neg()?, &mask)?;
         last = f64::from(nll.to_scalar::<f32>()?);
@@ -896,11 +895,7 @@ pub fn token_batch(
 
 /// A model over detached views of the VarMap's tensors (shared storage, no graph): the
 /// sampler's and π_old's view of the policy.
-pub fn detached_view(
-    varmap: &VarMap,
-    model_cfg: &ModelConfig,
-    device: &Device,
-) -> candle_core::Result<Decoder> {
+pub fn detached_view(varmap: &VarMap, policy: &Decoder) -> candle_core::Result<Decoder> {
     let data = varmap
         .data()
         .lock()
@@ -910,10 +905,11 @@ pub fn detached_view(
         .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
         .collect();
     drop(data);
-    Decoder::new(
-        model_cfg,
-        VarBuilder::from_tensors(tensors, DType::F32, device),
-    )
+    Ok(Decoder::new(
+        policy.config(),
+        VarBuilder::from_tensors(tensors, DType::F32, policy.device()),
+    )?
+    .with_compute_dtype(policy.compute_dtype()))
 }
 
 /// Trainable parameters; weight decay on matrices only.

@@ -35,6 +35,35 @@ pub fn logprobs(logits: &Tensor, targets: &Tensor, temperature: f64) -> Result<T
         .squeeze(D::Minus1)
 }
 
+/// Scores a packed batch under `model`: `(log π(target), H if asked)`, both `(b, cols)` like
+/// the batch's mask, differentiable in the model's weights. The output head runs only from the
+/// batch's first response column; the prompt-only columns before it are 0 (masked everywhere
+/// downstream).
+pub fn score(
+    model: &crate::model::Decoder,
+    packed: &crate::rollout::Packed,
+    temperature: f64,
+    with_entropy: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let from = packed.first_response_col;
+    let logits = model.forward_tail(&packed.inputs, from)?;
+    let targets = packed.targets.narrow(1, from, packed.cols - from)?;
+    let (logp, entropy) = if with_entropy {
+        let (lp, h) = logprobs_and_entropy(&logits, &targets, temperature)?;
+        (lp, Some(h))
+    } else {
+        (logprobs(&logits, &targets, temperature)?, None)
+    };
+    let widen = |x: Tensor| -> Result<Tensor> {
+        if from == 0 {
+            return Ok(x);
+        }
+        let pad = Tensor::zeros((packed.rows, from), x.dtype(), x.device())?;
+        Tensor::cat(&[&pad, &x], 1)
+    };
+    Ok((widen(logp)?, entropy.map(widen).transpose()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -146,9 +146,20 @@ impl RmsNorm {
         })
     }
 
+    /// Statistics in f32 whatever `x`'s dtype; the result in `x`'s dtype.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::rms_norm_slow(x, &self.weight, self.eps)
+        candle_nn::ops::rms_norm_slow(x, &self.weight.to_dtype(x.dtype())?, self.eps)
     }
+}
+
+/// `l` applied to `x` in `x`'s dtype: f32 master weights are cast on the way in (a
+/// differentiable cast, so their gradients stay f32); no cast when the dtypes agree.
+fn project(l: &Linear, x: &Tensor) -> Result<Tensor> {
+    if l.weight().dtype() == x.dtype() {
+        return l.forward(x);
+    }
+    let bias = l.bias().map(|b| b.to_dtype(x.dtype())).transpose()?;
+    Linear::new(l.weight().to_dtype(x.dtype())?, bias).forward(x)
 }
 
 #[derive(Debug, Clone)]
@@ -195,37 +206,42 @@ impl Attention {
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let q = rotary.apply(&heads(self.q_proj.forward(x)?, self.n_heads)?, offset)?; // (b, nh, t, hd)
-        let k = rotary.apply(&heads(self.k_proj.forward(x)?, self.n_kv_heads)?, offset)?; // (b, nkv, t, hd)
-        let v = heads(self.v_proj.forward(x)?, self.n_kv_heads)?;
+        let q = rotary.apply(&heads(project(&self.q_proj, x)?, self.n_heads)?, offset)?; // (b, nh, t, hd)
+        let k = rotary.apply(&heads(project(&self.k_proj, x)?, self.n_kv_heads)?, offset)?; // (b, nkv, t, hd)
+        let v = heads(project(&self.v_proj, x)?, self.n_kv_heads)?;
         let (k, v) = match past {
             Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
             None => (k, v),
         };
-        let kv = (k.clone(), v.clone());
-        let rep = self.n_heads / self.n_kv_heads;
-        let (k, v) = (repeat_kv(&k, rep)?, repeat_kv(&v, rep)?);
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.transpose(2, 3)?.contiguous()?)? * scale)?.broadcast_add(mask)?; // (b, nh, t, t)
-        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
-        let out =
-            probs
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .reshape((b, t, self.n_heads * self.head_dim))?;
-        Ok((self.o_proj.forward(&out)?, kv))
+        let len = k.dim(2)?;
+        let (nkv, rep, hd) = (
+            self.n_kv_heads,
+            self.n_heads / self.n_kv_heads,
+            self.head_dim,
+        );
+        let scale = 1.0 / (hd as f64).sqrt();
+        // Grouped-query attention without copying keys/values per query head: query head
+        // `j·rep + r` uses kv head `j`, so the `rep` query heads of kv head `j` are stacked
+        // as `rep·t` rows against that head's keys.
+        let q = q.reshape((b, nkv, rep * t, hd))?;
+        // Scores, mask and softmax in f32 whatever the compute dtype; the weights then go back
+        // to it for the product with the values.
+        let scores = (q
+            .matmul(&k.transpose(2, 3)?.contiguous()?)?
+            .to_dtype(DType::F32)?
+            * scale)?
+            .reshape((b, nkv, rep, t, len))?
+            .broadcast_add(mask)?;
+        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?
+            .to_dtype(v.dtype())?
+            .reshape((b, nkv, rep * t, len))?;
+        let out = probs
+            .matmul(&v)? // (b, nkv, rep·t, hd)
+            .reshape((b, self.n_heads, t, hd))?
+            .transpose(1, 2)?
+            .reshape((b, t, self.n_heads * hd))?;
+        Ok((project(&self.o_proj, &out)?, (k, v)))
     }
-}
-
-/// `(b, n_kv, t, d)` → `(b, n_kv·rep, t, d)`, each kv head repeated `rep` times in place.
-fn repeat_kv(x: &Tensor, rep: usize) -> Result<Tensor> {
-    if rep == 1 {
-        return Ok(x.clone());
-    }
-    let (b, n, t, d) = x.dims4()?;
-    x.unsqueeze(2)?
-        .expand((b, n, rep, t, d))?
-        .reshape((b, n * rep, t, d))
 }
 
 #[derive(Debug, Clone)]
@@ -246,8 +262,8 @@ impl Mlp {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = candle_nn::ops::silu(&self.gate_proj.forward(x)?)?;
-        self.down_proj.forward(&(gate * self.up_proj.forward(x)?)?)
+        let gate = candle_nn::ops::silu(&project(&self.gate_proj, x)?)?;
+        project(&self.down_proj, &(gate * project(&self.up_proj, x)?)?)
     }
 }
 
@@ -268,6 +284,8 @@ pub struct Decoder {
     lm_head: Linear,
     rotary: Rotary,
     cfg: ModelConfig,
+    /// Compute dtype of the forward pass (f32 unless [`Decoder::with_compute_dtype`]).
+    compute: DType,
 }
 
 impl Decoder {
@@ -310,7 +328,27 @@ impl Decoder {
             lm_head,
             rotary: Rotary::new(cfg, vb.device())?,
             cfg: cfg.clone(),
+            compute: DType::F32,
         })
+    }
+
+    /// The same weights, run in `dtype` (see [`crate::device::Precision`]): projections and
+    /// the residual stream in `dtype`, norms' statistics, attention softmax and the returned
+    /// logits in f32. The weights are cast as they enter every forward (nothing is copied
+    /// here), so a detached view still sees each optimizer update.
+    pub fn with_compute_dtype(mut self, dtype: DType) -> Self {
+        self.compute = dtype;
+        self
+    }
+
+    /// The compute dtype (f32 by default).
+    pub fn compute_dtype(&self) -> DType {
+        self.compute
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        self.embed_tokens.embeddings().device()
     }
 
     /// The architecture.
@@ -318,7 +356,8 @@ impl Decoder {
         &self.cfg
     }
 
-    /// Logits for every position: `ids` `(b, t)` u32 → `(b, t, vocab)` f32. Causal attention
+    /// Logits for every position: `ids` `(b, t)` u32 → `(b, t, vocab)` f32 (in every compute
+    /// dtype). Causal attention
     /// only, so right padding never changes the outputs of earlier positions.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         self.forward_from(ids, &mut KvCache::default())
@@ -330,6 +369,39 @@ impl Decoder {
     /// without recomputing the prefix. For sampling: use a detached view (the cache would
     /// otherwise hold autograd graphs), and one cache per batch of rows.
     pub fn forward_from(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        let hidden = self.hidden_from(ids, cache)?;
+        self.head(&hidden)
+    }
+
+    /// Like [`Decoder::forward_from`], but the logits `(b, vocab)` of the last new position
+    /// only: what sampling needs, without the output head over the rest of a prompt.
+    pub fn forward_last(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        let hidden = self.hidden_from(ids, cache)?;
+        let t = hidden.dim(1)?;
+        self.head(&hidden.narrow(1, t - 1, 1)?)?.squeeze(1)
+    }
+
+    /// Logits `(b, t − from, vocab)` of positions `from..t` of `ids` `(b, t)`: the whole
+    /// sequence runs through the layers, the output head (the largest product of a small model
+    /// with a large vocabulary) only over the positions asked for. `forward_tail(ids, 0)` is
+    /// [`Decoder::forward`].
+    pub fn forward_tail(&self, ids: &Tensor, from: usize) -> Result<Tensor> {
+        let hidden = self.hidden_from(ids, &mut KvCache::default())?;
+        let t = hidden.dim(1)?;
+        if from >= t {
+            candle_core::bail!("forward_tail from position {from} of a {t}-token sequence");
+        }
+        self.head(&hidden.narrow(1, from, t - from)?)
+    }
+
+    /// Final norm and output head: `(b, t, h)` → `(b, t, vocab)` f32.
+    fn head(&self, hidden: &Tensor) -> Result<Tensor> {
+        project(&self.lm_head, &self.norm.forward(hidden)?)?.to_dtype(DType::F32)
+    }
+
+    /// The residual stream after the last layer for the new positions `ids`, appending their
+    /// keys/values to `cache`.
+    fn hidden_from(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
         let (_b, t) = ids.dims2()?;
         let offset = cache.len;
         if offset + t > self.cfg.max_position_embeddings {
@@ -343,7 +415,7 @@ impl Decoder {
             candle_core::bail!("KV cache of another model");
         }
         let mask = causal_mask(t, offset, ids.device())?;
-        let mut x = self.embed_tokens.forward(ids)?;
+        let mut x = self.embed_tokens.forward(ids)?.to_dtype(self.compute)?;
         let mut kvs = Vec::with_capacity(self.layers.len());
         for (i, layer) in self.layers.iter().enumerate() {
             let (h, kv) = layer.self_attn.forward(
@@ -362,7 +434,7 @@ impl Decoder {
         }
         cache.layers = kvs;
         cache.len = offset + t;
-        self.lm_head.forward(&self.norm.forward(&x)?)
+        Ok(x)
     }
 }
 
@@ -382,6 +454,26 @@ impl KvCache {
     /// True before the first forward.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// A cache of `rows` rows from a one-row cache: a prompt shared by a group is run through
+    /// the model once and then continued on `rows` rows.
+    pub fn repeat_rows(&self, rows: usize) -> Result<KvCache> {
+        let widen = |x: &Tensor| -> Result<Tensor> {
+            let (b, n, len, d) = x.dims4()?;
+            if b != 1 {
+                candle_core::bail!("repeat_rows needs a one-row cache, this one has {b}");
+            }
+            x.expand((rows, n, len, d))?.contiguous()
+        };
+        Ok(KvCache {
+            layers: self
+                .layers
+                .iter()
+                .map(|(k, v)| Ok((widen(k)?, widen(v)?)))
+                .collect::<Result<_>>()?,
+            len: self.len,
+        })
     }
 }
 
@@ -511,6 +603,47 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn last_position_logits_and_widened_cache_match_the_batched_forward() {
+        for family in [Family::Qwen2, Family::Llama] {
+            let vm = VarMap::new();
+            let dev = Device::Cpu;
+            let cfg = ModelConfig {
+                family,
+                ..tiny_config(19)
+            };
+            let model = Decoder::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
+            crate::model::init_weights(&vm, 6, 0.3).unwrap();
+            // Three rows sharing a prompt of 4, then a different token each.
+            let ids = Tensor::new(
+                &[[1u32, 5, 3, 9, 7], [1, 5, 3, 9, 2], [1, 5, 3, 9, 18]],
+                &dev,
+            )
+            .unwrap();
+            let full = model.forward(&ids).unwrap(); // (3, 5, v)
+            let mut one = KvCache::default();
+            let prompt = model
+                .forward_last(
+                    &ids.narrow(0, 0, 1).unwrap().narrow(1, 0, 4).unwrap(),
+                    &mut one,
+                )
+                .unwrap(); // (1, v)
+            assert_eq!(prompt.dims(), &[1, 19]);
+            let want = full.narrow(1, 3, 1).unwrap().squeeze(1).unwrap();
+            let diff = max_abs_diff(&want.narrow(0, 0, 1).unwrap(), &prompt);
+            assert!(diff < 1e-5, "{family:?}: prompt logits {diff}");
+            let mut three = one.repeat_rows(3).unwrap();
+            assert_eq!(three.len(), 4);
+            let next = model
+                .forward_last(&ids.narrow(1, 4, 1).unwrap(), &mut three)
+                .unwrap(); // (3, v)
+            let want = full.narrow(1, 4, 1).unwrap().squeeze(1).unwrap();
+            let diff = max_abs_diff(&want, &next);
+            assert!(diff < 1e-5, "{family:?}: continued logits {diff}");
+            assert!(three.repeat_rows(2).is_err(), "only one-row caches widen");
+        }
+    }
+
+    #[test]
     fn causal_outputs_ignore_later_tokens() {
         let vm = VarMap::new();
         let dev = Device::Cpu;
@@ -576,5 +709,92 @@ pub(crate) mod tests {
         let fd = (eval(h) - eval(-h)) / (2.0 * h);
         let rel = (fd - g[idx]).abs() / g[idx].abs().max(1e-4);
         assert!(rel < 2e-2, "autograd {} vs finite difference {fd}", g[idx]);
+    }
+
+    /// `cos(a, b)` of two flattened tensors.
+    fn cosine(a: &Tensor, b: &Tensor) -> f32 {
+        let dot = (a * b)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let n = |t: &Tensor| {
+            t.sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                .sqrt()
+        };
+        dot / (n(a) * n(b))
+    }
+
+    #[test]
+    fn bf16_compute_tracks_f32_and_keeps_f32_gradients() {
+        for family in [Family::Qwen2, Family::Llama] {
+            let vm = VarMap::new();
+            let dev = Device::Cpu;
+            let cfg = ModelConfig {
+                family,
+                ..tiny_config(23)
+            };
+            let f32_model =
+                Decoder::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
+            crate::model::init_weights(&vm, 9, 0.3).unwrap();
+            let bf16_model = f32_model.clone().with_compute_dtype(DType::BF16);
+            assert_eq!(bf16_model.compute_dtype(), DType::BF16);
+            let ids = Tensor::new(&[[1u32, 5, 3, 9, 7, 2], [4, 4, 8, 0, 16, 22]], &dev).unwrap();
+            let loss_and_grads = |m: &Decoder| {
+                let logits = m.forward(&ids).unwrap();
+                assert_eq!(logits.dtype(), DType::F32);
+                let lp = candle_nn::ops::log_softmax(&logits, D::Minus1).unwrap();
+                let loss = lp.narrow(2, 3, 1).unwrap().mean_all().unwrap();
+                (logits, loss.backward().unwrap())
+            };
+            let (l32, g32) = loss_and_grads(&f32_model);
+            let (l16, g16) = loss_and_grads(&bf16_model);
+            // bf16 keeps 8 bits of mantissa: logits agree to a few hundredths of their spread.
+            let spread = l32
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            let diff = max_abs_diff(&l32, &l16);
+            assert!(diff > 0.0, "{family:?}: bf16 ran in f32");
+            assert!(
+                diff < 0.05 * spread,
+                "{family:?}: max |Δlogit| {diff} of {spread}"
+            );
+            for (name, var) in vm.data().lock().unwrap().iter() {
+                let a = g32.get(var.as_tensor()).unwrap();
+                let b = g16
+                    .get(var.as_tensor())
+                    .unwrap_or_else(|| panic!("bf16: no gradient for {name}"));
+                assert_eq!(b.dtype(), DType::F32, "{name}: gradient dtype");
+                let c = cosine(a, b);
+                assert!(
+                    c > 0.98,
+                    "{family:?} {name}: cos(grad f32, grad bf16) = {c}"
+                );
+            }
+            // The KV cache runs in bf16 too and agrees with the full bf16 forward.
+            let mut cache = KvCache::default();
+            let head = bf16_model
+                .forward_from(&ids.narrow(1, 0, 4).unwrap(), &mut cache)
+                .unwrap();
+            let tail = bf16_model
+                .forward_from(&ids.narrow(1, 4, 2).unwrap(), &mut cache)
+                .unwrap();
+            let stepped = Tensor::cat(&[head, tail], 1).unwrap();
+            let diff = max_abs_diff(&l16, &stepped);
+            assert!(
+                diff < 0.05 * spread,
+                "{family:?}: cached bf16 Δlogit {diff}"
+            );
+        }
     }
 }

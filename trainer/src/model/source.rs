@@ -61,7 +61,8 @@ pub fn start(cfg: &TrainConfig, varmap: &VarMap, device: &Device) -> Result<Star
                     tokenizer.vocab_size()
                 )));
             }
-            let policy = Decoder::new(model, VarBuilder::from_varmap(varmap, DType::F32, device))?;
+            let policy = Decoder::new(model, VarBuilder::from_varmap(varmap, DType::F32, device))?
+                .with_compute_dtype(cfg.precision.dtype());
             super::init_weights(varmap, cfg.seed, cfg.init_std)?;
             Ok(Start {
                 description: format!(
@@ -87,7 +88,8 @@ pub fn start(cfg: &TrainConfig, varmap: &VarMap, device: &Device) -> Result<Star
             let policy = Decoder::new(
                 &g.config,
                 VarBuilder::from_varmap(varmap, DType::F32, device),
-            )?;
+            )?
+            .with_compute_dtype(cfg.precision.dtype());
             Ok(Start {
                 description: format!(
                     "{} ({}, layers {}, hidden {}, vocab {})",
