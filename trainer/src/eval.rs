@@ -139,6 +139,7 @@ pub fn evaluate(
     };
     let mut items = Vec::with_capacity(problems.len() * cfg.k);
     let stop = rollout::StopRule::new(tok, &rollouts.stop);
+    let model = &model.fused()?;
     for p in problems {
         let ids = tok.encode(&tok.chat_text(&p.chat())?)?;
         for s in rollout::sample_group(model, &ids, cfg.k, &sampling, &stop, &device, &mut rng)? {

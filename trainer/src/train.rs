@@ -421,6 +421,8 @@ fn rl_step(
     } else {
         1
     };
+    // The sampler's copy with stacked projections, taken from this step's weights.
+    let sampler = ctx.frozen_view.fused()?;
     for _round in 0..rounds {
         let need = cfg.rollout.prompts_per_step - problems.len();
         if need == 0 {
@@ -443,7 +445,7 @@ fn rl_step(
             used.insert(p.id.clone());
             let ids = ctx.tok.encode(&ctx.tok.chat_text(&p.chat())?)?;
             group_samples.extend(rollout::sample_group(
-                ctx.frozen_view,
+                &sampler,
                 &ids,
                 g,
                 &cfg.rollout.sampling,
