@@ -133,6 +133,51 @@ async fn grpo_run_defaults_to_sqlite_in_the_run_dir() {
         "GRPO does not reweight"
     );
     store.close().await;
+
+    // The saved directory is a starting point: `[pretrained] hf` loads its architecture, weights
+    // and tokenizer (EOS from tokenizer_config.json), and a run trains on from it.
+    let final_dir = run_dir.join(train::FINAL_DIR);
+    assert!(final_dir.join("tokenizer_config.json").is_file());
+    let mut next = cfg.clone();
+    next.model = None;
+    next.pretrained = Some(trainer::config::PretrainedConfig {
+        gguf: None,
+        hf: Some(final_dir.clone()),
+    });
+    next.steps = 1;
+    next.warmup.steps = 0;
+    next.validate().unwrap();
+    let varmap = candle_nn::VarMap::new();
+    let start = trainer::model::source::start(&next, &varmap, &candle_core::Device::Cpu).unwrap();
+    assert_eq!(Some(&start.config), cfg.model.as_ref());
+    assert_eq!(start.tokenizer.eos_id(), trainer::tokenizer::EOS_ID);
+    let saved = candle_core::safetensors::load(
+        final_dir.join("model.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let loaded: std::collections::HashMap<String, candle_core::Tensor> = varmap
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect();
+    assert_eq!(loaded.len(), saved.len());
+    for (name, t) in &saved {
+        let diff = (&loaded[name] - t)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(diff, 0.0, "{name}");
+    }
+    let resumed_dir = run_dir.join("from-final");
+    let again = run_blocking(next, sqlite_opts(&resumed_dir, &verifier.url)).await;
+    assert_eq!(again.history.len(), 1);
     std::fs::remove_dir_all(&run_dir).ok();
 }
 

@@ -104,6 +104,8 @@ fn main() -> Res<()> {
         .as_ref()
         .ok_or("the study config names a GGUF file")?
         .gguf
+        .as_ref()
+        .ok_or("the study config names a GGUF file")?
         .to_string_lossy()
         .replace('~', &std::env::var("HOME")?);
     if !std::path::Path::new(&gguf).exists() {

@@ -61,7 +61,7 @@ fn is_default_precision(p: &crate::device::Precision) -> bool {
     *p == crate::device::Precision::F32
 }
 
-/// A pretrained starting point.
+/// A pretrained starting point: exactly one of `gguf` and `hf`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PretrainedConfig {
@@ -69,7 +69,14 @@ pub struct PretrainedConfig {
     /// metadata), dequantized to f32 master weights; e.g. SmolLM2-135M-Instruct from
     /// `scripts/fetch-smollm2.sh`. Prompts go through its chat template. A leading `~/` is
     /// the home directory.
-    pub gguf: std::path::PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gguf: Option<std::path::PathBuf>,
+    /// A Hugging Face model directory (`config.json` of a `qwen2` or `llama` model,
+    /// `model.safetensors` or shards with their index, `tokenizer.json`,
+    /// `tokenizer_config.json` with `eos_token` and, for chat models, `chat_template`), e.g. a
+    /// downloaded Qwen2.5-0.5B-Instruct or a run's `final/`. Weights become f32 masters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hf: Option<std::path::PathBuf>,
 }
 
 /// Rollout settings.
@@ -206,7 +213,8 @@ impl TrainConfig {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
         match (&self.model, &self.pretrained) {
             (Some(m), None) => m.validate().map_err(ConfigError::Invalid)?,
-            (None, Some(_)) => {}
+            (None, Some(p)) if p.gguf.is_some() != p.hf.is_some() => {}
+            (None, Some(_)) => return bad("[pretrained] needs exactly one of gguf and hf"),
             _ => return bad("the config needs exactly one of [model] and [pretrained]"),
         }
         if self.rollout.group_size < 2 {
@@ -287,6 +295,7 @@ mod tests {
                 .pretrained
                 .unwrap()
                 .gguf
+                .unwrap()
                 .ends_with("SmolLM2-135M-Instruct.Q4_1.gguf")
         );
         // `[task.grading]` is the verifier's MathOptions, unknown keys refused.

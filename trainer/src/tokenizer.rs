@@ -78,6 +78,11 @@ impl TextTokenizer {
         self.eos_id
     }
 
+    /// The chat template (Jinja), if the model has one.
+    pub fn chat_template(&self) -> Option<&str> {
+        self.chat_template.as_deref()
+    }
+
     /// The text the model is prompted with: `user` rendered through the chat template as one
     /// user message (with `add_generation_prompt`), or `user` itself without a template.
     pub fn prompt_text(&self, user: &str) -> Result<String, TokenizerError> {

@@ -347,7 +347,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
         &opts.run_dir.join(FINAL_DIR),
         &model_cfg,
         &varmap,
-        Some(tok.inner()),
+        Some(&tok),
     )
     .map_err(|e| TrainError::Config(format!("saving the final model: {e}")))?;
     if let Some(w) = writer {

@@ -71,6 +71,9 @@ pub struct ModelConfig {
     pub max_position_embeddings: usize,
     /// Share the embedding matrix with the output head.
     pub tie_word_embeddings: bool,
+    /// RoPE frequency scaling (`linear` or `llama3`); default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_scaling: Option<super::RopeScaling>,
 }
 
 impl ModelConfig {
@@ -96,6 +99,9 @@ impl ModelConfig {
         if !self.head_dim().is_multiple_of(2) {
             return Err("head_dim must be even for rotary embeddings".into());
         }
+        if let Some(s) = &self.rope_scaling {
+            s.validate()?;
+        }
         Ok(())
     }
 }
@@ -110,7 +116,10 @@ impl Rotary {
     fn new(cfg: &ModelConfig, dev: &Device) -> Result<Self> {
         let half = cfg.head_dim() / 2;
         let inv: Vec<f32> = (0..half)
-            .map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f64 / cfg.head_dim() as f64) as f32)
+            .map(|i| {
+                let f = 1.0 / cfg.rope_theta.powf(2.0 * i as f64 / cfg.head_dim() as f64);
+                cfg.rope_scaling.map_or(f, |s| s.apply(f)) as f32
+            })
             .collect();
         let inv = Tensor::from_vec(inv, (1, half), dev)?;
         let pos = Tensor::arange(0u32, cfg.max_position_embeddings as u32, dev)?
@@ -580,6 +589,7 @@ pub(crate) mod tests {
             rms_norm_eps: 1e-6,
             max_position_embeddings: 64,
             tie_word_embeddings: false,
+            rope_scaling: None,
         }
     }
 

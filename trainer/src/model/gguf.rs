@@ -119,6 +119,7 @@ pub fn load(path: &Path, varmap: &VarMap, device: &Device) -> Result<GgufModel, 
         ),
         max_position_embeddings: uint(md, &key("context_length"))?,
         tie_word_embeddings: tied,
+        rope_scaling: None,
     };
     config.validate().map_err(GgufError::Unsupported)?;
 

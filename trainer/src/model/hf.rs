@@ -1,5 +1,6 @@
 //! Hugging Face checkpoint directories: `config.json`, `model.safetensors` (or shards listed by
-//! `model.safetensors.index.json`), `tokenizer.json`.
+//! `model.safetensors.index.json`), `tokenizer.json` and `tokenizer_config.json` (EOS token and
+//! chat template).
 //!
 //! Loading casts every tensor to f32 master weights and registers it in a `VarMap` under its
 //! checkpoint name, which is what [`super::Decoder::new`] then reads. Saving writes the same
@@ -13,6 +14,7 @@ use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
 use super::{Family, ModelConfig};
+use crate::tokenizer::TextTokenizer;
 
 /// Checkpoint I/O failures.
 #[derive(Debug, thiserror::Error)]
@@ -80,8 +82,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HfError + '_ {
     }
 }
 
-/// Reads `dir/config.json` as a [`ModelConfig`] (model types `qwen2` and `llama`; others, and
-/// RoPE scaling, are refused with a message naming what is unsupported).
+/// Reads `dir/config.json` as a [`ModelConfig`] (model types `qwen2` and `llama`, RoPE scaling
+/// `linear` and `llama3`; anything else is refused with a message naming what is unsupported).
 pub fn read_config(dir: &Path) -> Result<ModelConfig, HfError> {
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(io(&path))?;
@@ -96,11 +98,10 @@ pub fn read_config(dir: &Path) -> Result<ModelConfig, HfError> {
             )));
         }
     };
-    if c.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
-        return Err(HfError::Config(
-            "rope_scaling is not supported; only plain RoPE with rope_theta".into(),
-        ));
-    }
+    let rope_scaling = match &c.rope_scaling {
+        Some(v) => super::RopeScaling::from_hf(v).map_err(HfError::Config)?,
+        None => None,
+    };
     if family == Family::Llama && (c.attention_bias == Some(true) || c.mlp_bias == Some(true)) {
         return Err(HfError::Config(
             "Llama with attention_bias or mlp_bias is not supported".into(),
@@ -118,6 +119,7 @@ pub fn read_config(dir: &Path) -> Result<ModelConfig, HfError> {
         rms_norm_eps: c.rms_norm_eps,
         max_position_embeddings: c.max_position_embeddings,
         tie_word_embeddings: c.tie_word_embeddings,
+        rope_scaling,
     };
     cfg.validate().map_err(HfError::Config)?;
     Ok(cfg)
@@ -159,10 +161,10 @@ pub fn save(
     dir: &Path,
     cfg: &ModelConfig,
     varmap: &VarMap,
-    tokenizer: Option<&tokenizers::Tokenizer>,
+    tokenizer: Option<&TextTokenizer>,
 ) -> Result<(), HfError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let hf = serde_json::json!({
+    let mut hf = serde_json::json!({
         "architectures": [cfg.family.architecture()],
         "model_type": cfg.family.model_type(),
         "torch_dtype": "float32",
@@ -178,6 +180,9 @@ pub fn save(
         "tie_word_embeddings": cfg.tie_word_embeddings,
         "hidden_act": "silu",
     });
+    if let Some(s) = &cfg.rope_scaling {
+        hf["rope_scaling"] = s.to_hf();
+    }
     let path = dir.join("config.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&hf).unwrap_or_default()).map_err(io(&path))?;
     let data = varmap
@@ -191,10 +196,55 @@ pub fn save(
     drop(data);
     candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
     if let Some(t) = tokenizer {
-        t.save(dir.join("tokenizer.json"), false)
+        t.inner()
+            .save(dir.join("tokenizer.json"), false)
             .map_err(|e| HfError::Config(format!("tokenizer.json: {e}")))?;
+        let eos = t.inner().id_to_token(t.eos_id()).ok_or_else(|| {
+            HfError::Config(format!("eos id {} is not in the vocabulary", t.eos_id()))
+        })?;
+        let mut tc = serde_json::json!({ "eos_token": eos });
+        if let Some(template) = t.chat_template() {
+            tc["chat_template"] = template.into();
+        }
+        let path = dir.join("tokenizer_config.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&tc).unwrap_or_default())
+            .map_err(io(&path))?;
     }
     Ok(())
+}
+
+/// Reads the tokenizer of a Hugging Face directory: `tokenizer.json`, and from
+/// `tokenizer_config.json` the `eos_token` (a string or `{"content": …}`; it ends responses,
+/// so for instruct models the end-of-turn token) and the `chat_template` (a string, or a list
+/// of `{name, template}` of which `default` is used).
+pub fn read_tokenizer(dir: &Path) -> Result<TextTokenizer, HfError> {
+    let path = dir.join("tokenizer.json");
+    let inner = tokenizers::Tokenizer::from_file(&path)
+        .map_err(|e| HfError::Config(format!("{}: {e}", path.display())))?;
+    let path = dir.join("tokenizer_config.json");
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let tc: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| HfError::Config(format!("{}: {e}", path.display())))?;
+    let eos = match &tc["eos_token"] {
+        serde_json::Value::String(s) => s.as_str(),
+        v => v["content"].as_str().unwrap_or_default(),
+    };
+    let eos_id = inner.token_to_id(eos).ok_or_else(|| {
+        HfError::Config(format!(
+            "{}: eos_token {eos:?} is missing or not in tokenizer.json",
+            path.display()
+        ))
+    })?;
+    let template = match &tc["chat_template"] {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(list) => list
+            .iter()
+            .find(|t| t["name"] == "default")
+            .and_then(|t| t["template"].as_str())
+            .map(str::to_string),
+        _ => None,
+    };
+    Ok(TextTokenizer::new(inner, eos_id, template))
 }
 
 #[cfg(test)]
@@ -227,22 +277,43 @@ mod tests {
 
     fn round_trip(family: Family, tensors: usize) {
         let dev = Device::Cpu;
+        // Llama with Llama 3.1's RoPE scaling, so the scaling is written and read back too.
+        let rope_scaling = (family == Family::Llama).then_some(crate::model::RopeScaling::Llama3 {
+            factor: 8.0,
+            low_freq_factor: 1.0,
+            high_freq_factor: 4.0,
+            original_max_position_embeddings: 16,
+        });
         let cfg = ModelConfig {
             family,
+            rope_scaling,
             ..tiny_config(13)
         };
         let vm = VarMap::new();
         let model = Decoder::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
         crate::model::init_weights(&vm, 9, 0.1).unwrap();
         let want = logits(&model);
-        let tok = crate::tokenizer::TextTokenizer::char_level().unwrap();
+        let template = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{{ eos_token }}\n{% endfor %}<assistant>";
+        let tok = TextTokenizer::new(
+            TextTokenizer::char_level().unwrap().inner().clone(),
+            crate::tokenizer::EOS_ID,
+            Some(template.into()),
+        );
         let dir = std::env::temp_dir().join(format!(
             "hf-roundtrip-{}-{}",
             family.model_type(),
             std::process::id()
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        save(&dir, &cfg, &vm, Some(tok.inner())).unwrap();
+        save(&dir, &cfg, &vm, Some(&tok)).unwrap();
+        // The tokenizer comes back with its EOS token and chat template.
+        let tok2 = read_tokenizer(&dir).unwrap();
+        assert_eq!(tok2.eos_id(), tok.eos_id());
+        assert_eq!(tok2.chat_template(), Some(template));
+        assert_eq!(
+            tok2.prompt_text("2+2?").unwrap(),
+            "<user>2+2?<eos>\n<assistant>"
+        );
         assert!(dir.join("tokenizer.json").is_file());
         assert_eq!(
             tokenizers::Tokenizer::from_file(dir.join("tokenizer.json"))
@@ -300,8 +371,8 @@ mod tests {
         for (patch, why) in [
             (serde_json::json!({"model_type": "gpt2"}), "model_type"),
             (
-                serde_json::json!({"rope_scaling": {"type": "linear", "factor": 2.0}}),
-                "rope_scaling",
+                serde_json::json!({"rope_scaling": {"type": "yarn", "factor": 2.0}}),
+                "yarn",
             ),
         ] {
             let mut bad = hf.clone();

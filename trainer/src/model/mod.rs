@@ -8,9 +8,11 @@
 pub mod decoder;
 pub mod gguf;
 pub mod hf;
+pub mod rope_scaling;
 pub mod source;
 
 pub use decoder::{Decoder, Family, KvCache, ModelConfig};
+pub use rope_scaling::RopeScaling;
 
 use candle_core::Tensor;
 use candle_nn::VarMap;

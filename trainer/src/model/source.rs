@@ -1,12 +1,12 @@
 //! Where a run's model comes from: a seeded random init of the config's `[model]` with the
-//! built-in character tokenizer, or a pretrained checkpoint (`[pretrained] gguf`) with its own
-//! architecture, tokenizer and chat template.
+//! built-in character tokenizer, or a pretrained checkpoint (`[pretrained] gguf` or
+//! `[pretrained] hf`) with its own architecture, tokenizer and chat template.
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 
-use super::{Decoder, ModelConfig, gguf};
-use crate::config::TrainConfig;
+use super::{Decoder, ModelConfig, gguf, hf};
+use crate::config::{PretrainedConfig, TrainConfig};
 use crate::tokenizer::{TextTokenizer, TokenizerError};
 
 /// Failures building the starting model.
@@ -18,6 +18,9 @@ pub enum SourceError {
     /// Reading the GGUF file.
     #[error(transparent)]
     Gguf(#[from] gguf::GgufError),
+    /// Reading the Hugging Face directory.
+    #[error(transparent)]
+    Hf(#[from] hf::HfError),
     /// Tensor math.
     #[error("model: {0}")]
     Model(#[from] candle_core::Error),
@@ -77,13 +80,48 @@ pub fn start(cfg: &TrainConfig, varmap: &VarMap, device: &Device) -> Result<Star
                 tokenizer,
             })
         }
-        (None, Some(p)) => {
-            let g = gguf::load(&expand_home(&p.gguf), varmap, device)?;
+        (None, Some(PretrainedConfig { hf: Some(dir), .. })) => {
+            let dir = expand_home(dir);
+            let config = hf::read_config(&dir)?;
+            hf::load_weights(&dir, varmap, device)?;
+            let policy =
+                Decoder::new(&config, VarBuilder::from_varmap(varmap, DType::F32, device))?
+                    .with_compute_dtype(cfg.precision.dtype());
+            let tokenizer = hf::read_tokenizer(&dir)?;
+            if tokenizer.vocab_size() > config.vocab_size {
+                return Err(SourceError::Config(format!(
+                    "{}: tokenizer.json has {} tokens but the model's vocab_size is {}",
+                    dir.display(),
+                    tokenizer.vocab_size(),
+                    config.vocab_size
+                )));
+            }
+            Ok(Start {
+                description: format!(
+                    "{} ({}, layers {}, hidden {}, vocab {})",
+                    dir.display(),
+                    config.family.model_type(),
+                    config.num_hidden_layers,
+                    config.hidden_size,
+                    config.vocab_size
+                ),
+                config,
+                policy,
+                tokenizer,
+            })
+        }
+        (
+            None,
+            Some(PretrainedConfig {
+                gguf: Some(file), ..
+            }),
+        ) => {
+            let g = gguf::load(&expand_home(file), varmap, device)?;
             let inner = g.tokenizer.ok_or_else(|| {
-                SourceError::Config(format!("{} holds no tokenizer", p.gguf.display()))
+                SourceError::Config(format!("{} holds no tokenizer", file.display()))
             })?;
             let eos = g.eos_id.ok_or_else(|| {
-                SourceError::Config(format!("{} names no EOS token", p.gguf.display()))
+                SourceError::Config(format!("{} names no EOS token", file.display()))
             })?;
             let policy = Decoder::new(
                 &g.config,
@@ -93,8 +131,8 @@ pub fn start(cfg: &TrainConfig, varmap: &VarMap, device: &Device) -> Result<Star
             Ok(Start {
                 description: format!(
                     "{} ({}, layers {}, hidden {}, vocab {})",
-                    p.gguf.file_name().map_or_else(
-                        || p.gguf.display().to_string(),
+                    file.file_name().map_or_else(
+                        || file.display().to_string(),
                         |n| n.to_string_lossy().into_owned()
                     ),
                     g.config.family.model_type(),
@@ -108,7 +146,7 @@ pub fn start(cfg: &TrainConfig, varmap: &VarMap, device: &Device) -> Result<Star
             })
         }
         _ => Err(SourceError::Config(
-            "the config needs exactly one of [model] and [pretrained]".into(),
+            "the config needs exactly one of [model] and [pretrained] (gguf or hf)".into(),
         )),
     }
 }
