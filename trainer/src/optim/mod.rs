@@ -2,7 +2,10 @@
 //!
 //! candle's own `AdamW` keeps moments in the weight dtype and has no clipping; this one keeps
 //! m and v in f32 whatever the weights are, and skips (and counts) a step whose gradient norm
-//! is not finite instead of corrupting the weights.
+//! is not finite instead of corrupting the weights. On the CPU the update runs in place over
+//! the weights' and moments' memory (`fused_cpu`); elsewhere as tensor ops.
+
+mod fused_cpu;
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Result, Tensor, Var};
@@ -237,12 +240,38 @@ impl AdamW {
         let (bc1, bc2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
         for (i, g) in grads.iter().enumerate() {
             let Some(g) = g else { continue };
+            let p = &self.params[i];
+            let w = p.var.as_tensor();
+            if fused_cpu::applies(&[g, w, &self.m[i], &self.v[i]]) {
+                let moment = |beta: f64, square| fused_cpu::Moment {
+                    beta: beta as f32,
+                    scale: scale as f32,
+                    square,
+                };
+                self.m[i].inplace_op2(g, &moment(b1, false))?;
+                self.v[i].inplace_op2(g, &moment(b2, true))?;
+                w.inplace_op3(
+                    &self.m[i],
+                    &self.v[i],
+                    &fused_cpu::Weight {
+                        decay: if p.decay {
+                            (1.0 - lr * self.cfg.weight_decay) as f32
+                        } else {
+                            1.0
+                        },
+                        lr: lr as f32,
+                        bc1: bc1 as f32,
+                        bc2: bc2 as f32,
+                        eps: self.cfg.eps as f32,
+                    },
+                )?;
+                continue;
+            }
             let g = (g.to_dtype(DType::F32)? * scale)?;
             self.m[i] = ((&self.m[i] * b1)? + (&g * (1.0 - b1))?)?;
             self.v[i] = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
             let update = ((&self.m[i] / bc1)? / ((&self.v[i] / bc2)?.sqrt()? + self.cfg.eps)?)?;
-            let p = &self.params[i];
-            let w = p.var.as_tensor().to_dtype(DType::F32)?;
+            let w = w.to_dtype(DType::F32)?;
             let decayed = if p.decay {
                 (&w * (1.0 - lr * self.cfg.weight_decay))?
             } else {
@@ -334,6 +363,52 @@ mod tests {
             (w[0] - 0.7811).abs() < 1e-4 && (w[1] + 1.7612).abs() < 1e-4,
             "{w:?}"
         );
+    }
+
+    /// The in-place CPU kernels and the tensor-op path give the same weights and moments (a
+    /// non-contiguous gradient takes the tensor-op path).
+    #[test]
+    fn in_place_cpu_update_equals_the_tensor_path() {
+        let dev = Device::Cpu;
+        let init: Vec<f32> = (0..12).map(|i| (i as f32 * 0.37).sin()).collect();
+        let make = || {
+            let var =
+                Var::from_tensor(&Tensor::from_vec(init.clone(), (3, 4), &dev).unwrap()).unwrap();
+            let cfg = AdamWConfig {
+                max_grad_norm: Some(0.5),
+                ..AdamWConfig::default()
+            };
+            let params = vec![Param {
+                name: "w".into(),
+                var: var.clone(),
+                decay: true,
+            }];
+            (var, AdamW::new(params, cfg).unwrap())
+        };
+        let (fast_var, mut fast) = make();
+        let (slow_var, mut slow) = make();
+        for step in 0..3 {
+            let g: Vec<f32> = (0..12).map(|i| ((i + step) as f32 * 0.91).cos()).collect();
+            let g = Tensor::from_vec(g, (3, 4), &dev).unwrap();
+            let strided = g.t().unwrap().contiguous().unwrap().t().unwrap();
+            assert!(fused_cpu::applies(&[&g]) && !fused_cpu::applies(&[&strided]));
+            let a = fast.step(&[Some(g)], 0.01).unwrap();
+            let b = slow.step(&[Some(strided)], 0.01).unwrap();
+            assert!((a.grad_norm - b.grad_norm).abs() < 1e-9);
+        }
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let close = |x: Vec<f32>, y: Vec<f32>| {
+            x.iter()
+                .zip(&y)
+                .all(|(a, b)| (a - b).abs() <= 1e-6 * (1.0 + b.abs()))
+        };
+        assert!(close(
+            flat(fast_var.as_tensor()),
+            flat(slow_var.as_tensor())
+        ));
+        assert!(close(flat(&fast.m[0]), flat(&slow.m[0])));
+        assert!(close(flat(&fast.v[0]), flat(&slow.v[0])));
+        assert_ne!(flat(fast_var.as_tensor()), init, "the weights moved");
     }
 
     #[test]
