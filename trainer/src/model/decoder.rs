@@ -635,6 +635,20 @@ pub(crate) mod tests {
         }
     }
 
+    /// A seeded random model of `family` over a fresh `VarMap` (tiny config, vocabulary
+    /// `vocab`, weights ~ N(0, 0.3²) from `seed`).
+    fn seeded(family: Family, vocab: usize, seed: u64) -> (VarMap, Decoder) {
+        let vm = VarMap::new();
+        let cfg = ModelConfig {
+            family,
+            ..tiny_config(vocab)
+        };
+        let model =
+            Decoder::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu)).unwrap();
+        crate::model::init_weights(&vm, seed, 0.3).unwrap();
+        (vm, model)
+    }
+
     /// `max |a − b|` over all elements.
     fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b)
@@ -650,14 +664,8 @@ pub(crate) mod tests {
     #[test]
     fn cached_decoding_gives_the_full_forward_logits() {
         for family in [Family::Qwen2, Family::Llama] {
-            let vm = VarMap::new();
             let dev = Device::Cpu;
-            let cfg = ModelConfig {
-                family,
-                ..tiny_config(19)
-            };
-            let model = Decoder::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
-            crate::model::init_weights(&vm, 5, 0.3).unwrap();
+            let (_, model) = seeded(family, 19, 5);
             let ids =
                 Tensor::new(&[[1u32, 5, 3, 9, 7, 2, 11], [4, 4, 8, 0, 16, 18, 3]], &dev).unwrap();
             let full = model.forward(&ids).unwrap();
@@ -683,14 +691,8 @@ pub(crate) mod tests {
     #[test]
     fn last_position_logits_and_widened_cache_match_the_batched_forward() {
         for family in [Family::Qwen2, Family::Llama] {
-            let vm = VarMap::new();
             let dev = Device::Cpu;
-            let cfg = ModelConfig {
-                family,
-                ..tiny_config(19)
-            };
-            let model = Decoder::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
-            crate::model::init_weights(&vm, 6, 0.3).unwrap();
+            let (_, model) = seeded(family, 19, 6);
             // Three rows sharing a prompt of 4, then a different token each.
             let ids = Tensor::new(
                 &[[1u32, 5, 3, 9, 7], [1, 5, 3, 9, 2], [1, 5, 3, 9, 18]],
@@ -724,14 +726,8 @@ pub(crate) mod tests {
     #[test]
     fn fused_projections_give_the_same_logits() {
         for family in [Family::Qwen2, Family::Llama] {
-            let vm = VarMap::new();
             let dev = Device::Cpu;
-            let cfg = ModelConfig {
-                family,
-                ..tiny_config(19)
-            };
-            let model = Decoder::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
-            crate::model::init_weights(&vm, 8, 0.3).unwrap();
+            let (vm, model) = seeded(family, 19, 8);
             let fused = model.fused().unwrap();
             let ids = Tensor::new(&[[1u32, 5, 3, 9, 7], [4, 4, 8, 0, 16]], &dev).unwrap();
             let diff = max_abs_diff(&model.forward(&ids).unwrap(), &fused.forward(&ids).unwrap());
@@ -837,15 +833,8 @@ pub(crate) mod tests {
     #[test]
     fn bf16_compute_tracks_f32_and_keeps_f32_gradients() {
         for family in [Family::Qwen2, Family::Llama] {
-            let vm = VarMap::new();
             let dev = Device::Cpu;
-            let cfg = ModelConfig {
-                family,
-                ..tiny_config(23)
-            };
-            let f32_model =
-                Decoder::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
-            crate::model::init_weights(&vm, 9, 0.3).unwrap();
+            let (vm, f32_model) = seeded(family, 23, 9);
             let bf16_model = f32_model.clone().with_compute_dtype(DType::BF16);
             assert_eq!(bf16_model.compute_dtype(), DType::BF16);
             let ids = Tensor::new(&[[1u32, 5, 3, 9, 7, 2], [4, 4, 8, 0, 16, 22]], &dev).unwrap();
