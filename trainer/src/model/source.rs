@@ -64,8 +64,7 @@ pub fn start(cfg: &TrainConfig, varmap: &VarMap, device: &Device) -> Result<Star
                     tokenizer.vocab_size()
                 )));
             }
-            let policy = Decoder::new(model, VarBuilder::from_varmap(varmap, DType::F32, device))?
-                .with_compute_dtype(cfg.precision.dtype());
+            let policy = policy_over(model, varmap, device, cfg)?;
             super::init_weights(varmap, cfg.seed, cfg.init_std)?;
             Ok(Start {
                 description: format!(
@@ -84,9 +83,7 @@ pub fn start(cfg: &TrainConfig, varmap: &VarMap, device: &Device) -> Result<Star
             let dir = expand_home(dir);
             let config = hf::read_config(&dir)?;
             hf::load_weights(&dir, varmap, device)?;
-            let policy =
-                Decoder::new(&config, VarBuilder::from_varmap(varmap, DType::F32, device))?
-                    .with_compute_dtype(cfg.precision.dtype());
+            let policy = policy_over(&config, varmap, device, cfg)?;
             let tokenizer = hf::read_tokenizer(&dir)?;
             if tokenizer.vocab_size() > config.vocab_size {
                 return Err(SourceError::Config(format!(
@@ -97,14 +94,7 @@ pub fn start(cfg: &TrainConfig, varmap: &VarMap, device: &Device) -> Result<Star
                 )));
             }
             Ok(Start {
-                description: format!(
-                    "{} ({}, layers {}, hidden {}, vocab {})",
-                    dir.display(),
-                    config.family.model_type(),
-                    config.num_hidden_layers,
-                    config.hidden_size,
-                    config.vocab_size
-                ),
+                description: describe(dir.display(), &config),
                 config,
                 policy,
                 tokenizer,
@@ -123,23 +113,13 @@ pub fn start(cfg: &TrainConfig, varmap: &VarMap, device: &Device) -> Result<Star
             let eos = g.eos_id.ok_or_else(|| {
                 SourceError::Config(format!("{} names no EOS token", file.display()))
             })?;
-            let policy = Decoder::new(
-                &g.config,
-                VarBuilder::from_varmap(varmap, DType::F32, device),
-            )?
-            .with_compute_dtype(cfg.precision.dtype());
+            let policy = policy_over(&g.config, varmap, device, cfg)?;
+            let name = file.file_name().map_or_else(
+                || file.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
             Ok(Start {
-                description: format!(
-                    "{} ({}, layers {}, hidden {}, vocab {})",
-                    file.file_name().map_or_else(
-                        || file.display().to_string(),
-                        |n| n.to_string_lossy().into_owned()
-                    ),
-                    g.config.family.model_type(),
-                    g.config.num_hidden_layers,
-                    g.config.hidden_size,
-                    g.config.vocab_size
-                ),
+                description: describe(name, &g.config),
                 config: g.config,
                 policy,
                 tokenizer: TextTokenizer::new(inner, eos, g.chat_template),
@@ -149,4 +129,29 @@ pub fn start(cfg: &TrainConfig, varmap: &VarMap, device: &Device) -> Result<Star
             "the config needs exactly one of [model] and [pretrained] (gguf or hf)".into(),
         )),
     }
+}
+
+/// The policy over `varmap`'s Vars (created by [`Decoder::new`] where a checkpoint did not
+/// already register them), in the config's compute precision.
+fn policy_over(
+    model: &ModelConfig,
+    varmap: &VarMap,
+    device: &Device,
+    cfg: &TrainConfig,
+) -> Result<Decoder, SourceError> {
+    Ok(
+        Decoder::new(model, VarBuilder::from_varmap(varmap, DType::F32, device))?
+            .with_compute_dtype(cfg.precision.dtype()),
+    )
+}
+
+/// `NAME (family, layers L, hidden H, vocab V)`: a pretrained start's line in the run record.
+fn describe(name: impl std::fmt::Display, c: &ModelConfig) -> String {
+    format!(
+        "{name} ({}, layers {}, hidden {}, vocab {})",
+        c.family.model_type(),
+        c.num_hidden_layers,
+        c.hidden_size,
+        c.vocab_size
+    )
 }
