@@ -175,8 +175,8 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
     let mut varmap = VarMap::new();
     let start = crate::model::source::start(cfg, &varmap, &device)?;
     let (model_cfg, policy, tok) = (start.config, start.policy, start.tokenizer);
-    // Rollouts and π_old scoring use detached views that share storage with the Vars, so they
-    // see every update and build no autograd graph.
+    // π_old scoring uses a detached view that shares storage with the Vars, so it sees every
+    // update and builds no autograd graph; each step's rollouts sample from a stacked copy of it.
     let frozen_view = detached_view(&varmap, &policy)?;
     let params = params_of(&varmap)?;
     let mut opt = AdamW::new(params.clone(), cfg.optim)?;
@@ -895,8 +895,8 @@ pub fn token_batch(
     })
 }
 
-/// A model over detached views of the VarMap's tensors (shared storage, no graph): the
-/// sampler's and π_old's view of the policy.
+/// A model over detached views of the VarMap's tensors (shared storage, no graph): π_old's
+/// view of the policy, and what the sampler's per-step [`Decoder::fused`] copy is taken from.
 pub fn detached_view(varmap: &VarMap, policy: &Decoder) -> candle_core::Result<Decoder> {
     let data = varmap
         .data()

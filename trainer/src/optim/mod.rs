@@ -160,7 +160,9 @@ impl AdamW {
         self.steps_skipped
     }
 
-    /// The optimizer state: `m.<name>`/`v.<name>` moments and the step counters.
+    /// The optimizer state: `m.<name>`/`v.<name>` moments and the step counters. The tensors
+    /// share storage with the live moments, which the next [`Self::step`] updates in place on
+    /// the CPU: save them before stepping again.
     pub fn state(&self) -> (std::collections::HashMap<String, Tensor>, OptimCounters) {
         let mut tensors = std::collections::HashMap::new();
         for ((p, m), v) in self.params.iter().zip(&self.m).zip(&self.v) {
@@ -326,6 +328,17 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
+    /// An optimizer over one parameter `w` starting at `init`.
+    fn one_param(init: &Tensor, cfg: AdamWConfig, decay: bool) -> (Var, AdamW) {
+        let var = Var::from_tensor(init).unwrap();
+        let param = Param {
+            name: "w".into(),
+            var: var.clone(),
+            decay,
+        };
+        (var, AdamW::new(vec![param], cfg).unwrap())
+    }
+
     // Two AdamW steps on w = [1, -2] with constant grad [0.5, -1], lr 0.1, wd 0.1 (decay on):
     // independent Python:
     //   m=v=0; w=[1,-2]
@@ -338,22 +351,13 @@ mod tests {
     #[test]
     fn matches_reference_adamw() {
         let dev = Device::Cpu;
-        let var = Var::from_tensor(&Tensor::new(&[1f32, -2.0], &dev).unwrap()).unwrap();
         let cfg = AdamWConfig {
             lr: 0.1,
             weight_decay: 0.1,
             max_grad_norm: None,
             ..AdamWConfig::default()
         };
-        let mut opt = AdamW::new(
-            vec![Param {
-                name: "w".into(),
-                var: var.clone(),
-                decay: true,
-            }],
-            cfg,
-        )
-        .unwrap();
+        let (var, mut opt) = one_param(&Tensor::new(&[1f32, -2.0], &dev).unwrap(), cfg, true);
         let g = Tensor::new(&[0.5f32, -1.0], &dev).unwrap();
         for _ in 0..2 {
             opt.step(&[Some(g.clone())], 0.1).unwrap();
@@ -372,18 +376,15 @@ mod tests {
         let dev = Device::Cpu;
         let init: Vec<f32> = (0..12).map(|i| (i as f32 * 0.37).sin()).collect();
         let make = || {
-            let var =
-                Var::from_tensor(&Tensor::from_vec(init.clone(), (3, 4), &dev).unwrap()).unwrap();
             let cfg = AdamWConfig {
                 max_grad_norm: Some(0.5),
                 ..AdamWConfig::default()
             };
-            let params = vec![Param {
-                name: "w".into(),
-                var: var.clone(),
-                decay: true,
-            }];
-            (var, AdamW::new(params, cfg).unwrap())
+            one_param(
+                &Tensor::from_vec(init.clone(), (3, 4), &dev).unwrap(),
+                cfg,
+                true,
+            )
         };
         let (fast_var, mut fast) = make();
         let (slow_var, mut slow) = make();
@@ -433,22 +434,13 @@ mod tests {
     #[test]
     fn clips_and_skips_non_finite() {
         let dev = Device::Cpu;
-        let var = Var::from_tensor(&Tensor::new(&[0f32, 0.0], &dev).unwrap()).unwrap();
         let cfg = AdamWConfig {
             lr: 0.1,
             weight_decay: 0.0,
             max_grad_norm: Some(1.0),
             ..AdamWConfig::default()
         };
-        let mut opt = AdamW::new(
-            vec![Param {
-                name: "w".into(),
-                var: var.clone(),
-                decay: false,
-            }],
-            cfg,
-        )
-        .unwrap();
+        let (var, mut opt) = one_param(&Tensor::new(&[0f32, 0.0], &dev).unwrap(), cfg, false);
         let out = opt
             .step(&[Some(Tensor::new(&[3f32, 4.0], &dev).unwrap())], 0.1)
             .unwrap();
