@@ -426,6 +426,13 @@ pub struct CodeResult {
     /// Why, for `sandbox_error` and `compile_error` (e.g. "no Rust toolchain is readable").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Under `backend: auto`: why this Python item was judged on `ns` rather than `wasm`,
+    /// either a feature WASI lacks that the source uses (decided before any run, e.g.
+    /// "imports subprocess") or a wasm run that ended in a way WASI can cause (decided after
+    /// it, e.g. "wasm: runtime_error (OSError)"); `backend` is then `ns` and its verdict stands.
+    /// Absent when the first choice judged the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
     /// Wall-clock time for the whole item, microseconds.
     pub elapsed_us: u64,
 }

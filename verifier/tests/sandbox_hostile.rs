@@ -47,8 +47,110 @@ fn judge() -> Option<Judge> {
     }
 }
 
+/// The judge with the wasm backend too, where it loads.
+fn with_wasm(judge: Judge) -> (Judge, bool) {
+    #[cfg(feature = "wasm")]
+    {
+        use verifier::sandbox::wasm::{WasmConfig, WasmSandbox};
+        if let Ok(w) = WasmSandbox::new(&WasmConfig::default()) {
+            return (judge.with_wasm(Ok(w)), true);
+        }
+    }
+    (judge, false)
+}
+
+/// Reward hacks against assert and call tests: each must be rejected.
+fn reward_hacks() -> Vec<Case> {
+    vec![
+        // Prints every long string it can find (its own file, the judge's files, its parent's
+        // command line, memory and descriptors, the objects of its own process), the
+        // checker's report line on every channel it can reach, then leaves before the tests.
+        asserts(
+            "echo-every-secret",
+            "import os, sys, gc, re\ndef add(a, b): return a - b\nfound = set()\ndef grab(b):\n    if isinstance(b, bytes): b = b.decode('latin-1')\n    found.update(re.findall(r'[A-Za-z0-9_ ]{12,}', b))\nfor d in ['/src', '/judge', '.']:\n    try:\n        for f in os.listdir(d): grab(open(os.path.join(d, f), 'rb').read())\n    except Exception: pass\nfor p in ['self', str(getattr(os, 'getppid', lambda: 1)()), '1']:\n    for f in ['cmdline', 'environ', 'fd/0', 'fd/1', 'mem']:\n        try: grab(open('/proc/%s/%s' % (p, f), 'rb').read(1 << 16))\n        except Exception: pass\nfor o in gc.get_objects():\n    if isinstance(o, (str, bytes)): grab(o)\nfor s in found: print(s)\nfor line in ('R pass ', 'R result 3'):\n    print(line); sys.stdout.flush(); os.write(1, (line + '\\n').encode())\n    try:\n        with open('/proc/%d/fd/1' % getattr(os, 'getppid', lambda: 1)(), 'w') as f: f.write(line + '\\n')\n    except Exception: pass\nos._exit(0)\n",
+            "assert add(1, 2) == 3\nassert add(5, 5) == 10\n",
+            &[WA],
+        ),
+        // Looks the answer up in the checker (its stdin, memory, environment).
+        asserts(
+            "answer-key-thief",
+            "import os\ndef add(a, b):\n    for f in ['fd/0', 'mem', 'environ', 'cmdline']:\n        try:\n            data = open('/proc/%d/%s' % (getattr(os, 'getppid', lambda: 1)(), f), 'rb').read(1 << 20)\n            if b'assert' in data: return 3\n        except Exception: pass\n    return -1\n",
+            "assert add(1, 2) == 3\n",
+            &[WA],
+        ),
+        // Redefines the builtins the test uses (which breaks its own runner: any rejection).
+        asserts(
+            "builtin-shadow",
+            "import builtins\ndef f(x): return 7\nabs = lambda x: 0\nbuiltins.abs = lambda x: 0\nbuiltins.isinstance = lambda *a: True\n",
+            "assert abs(f(4) - 2.0) < 1e-9\nassert isinstance(f(1), str)\n",
+            &[WA, RE],
+        ),
+        // A result that is not plain data: an int subclass equal to everything.
+        asserts(
+            "int-subclass-eq",
+            "class I(int):\n    def __eq__(self, o): return True\n    __hash__ = int.__hash__\ndef f(x): return I(0)\n",
+            "assert f(1) == 5\n",
+            &[WA],
+        ),
+        // Tampers with the comparison machinery of the process it shares with the tests.
+        asserts(
+            "patch-the-checker",
+            "import sys, gc\ndef f(x): return 0\nfor o in gc.get_objects():\n    if callable(o) and getattr(o, '__name__', '') in ('check', 'report', 'serve'):\n        try: o.__code__ = (lambda *a, **k: None).__code__\n        except Exception: pass\nsys.modules['builtins'].AssertionError = SystemExit\n",
+            "assert f(1) == 5\n",
+            &[WA],
+        ),
+        // An honest LeetCode-style solution through the checker (class, method, tuple).
+        asserts(
+            "honest-solution-class",
+            "class Solution:\n    def pair(self, xs):\n        return (min(xs), max(xs))\n",
+            "assert Solution().pair([3, 1, 2]) == (1, 3)\nassert type(Solution().pair([1])) is tuple\n",
+            &[AC],
+        ),
+    ]
+}
+
+/// A clean box per test: three tests of one submission each find the scratch, `/tmp`,
+/// `/dev/shm` and the working directory as the first found them.
+fn clean_box() -> Vec<Case> {
+    let mut c = io(
+        "state-between-tests",
+        "python",
+        "import os\nmarks = ['/tmp/mark', '/dev/shm/mark', 'mark', os.path.expanduser('~/.mark')]\nif any(os.path.exists(m) for m in marks) or os.listdir('/tmp') or os.listdir('/dev/shm'):\n    print('dirty', os.listdir('/tmp'), os.listdir('/dev/shm'))\nelse:\n    for m in marks: open(m, 'w').write('x')\n    print('clean')\n",
+        "",
+        "clean\n",
+        5.0,
+        256,
+        &[AC],
+    );
+    let test = c.item.tests[0].clone();
+    c.item.tests = vec![test.clone(), test.clone(), test];
+    vec![c]
+}
+
+/// Ordinary programs that use what WASI lacks: on ns they are accepted, and auto must judge
+/// them there (named `wasi-lacks-*`: the auto pass checks that ns decided).
+fn wasi_lacks() -> Vec<Case> {
+    [
+        ("wasi-lacks-subprocess", "import subprocess\nprint(subprocess.run(['/bin/echo', 'hi'], capture_output=True, text=True).stdout.strip())\n", "hi\n"),
+        ("wasi-lacks-fork", "import os\npid = os.fork()\nif pid == 0:\n    os._exit(7)\nprint(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n", "7\n"),
+        ("wasi-lacks-socket", "import socket\na, b = socket.socketpair()\na.sendall(b'hi')\nprint(b.recv(2).decode())\n", "hi\n"),
+        ("wasi-lacks-signal", "import signal, os\ngot = []\nsignal.signal(signal.SIGUSR1, lambda *a: got.append(1))\nos.kill(os.getpid(), signal.SIGUSR1)\nprint(len(got))\n", "1\n"),
+        ("wasi-lacks-ctypes", "import ctypes\nprint(ctypes.CDLL(None).abs(-5))\n", "5\n"),
+        ("wasi-lacks-resource", "import resource\nprint(resource.getrlimit(resource.RLIMIT_NOFILE)[0] > 0)\n", "True\n"),
+        ("wasi-lacks-select", "import select, os\nr, w = os.pipe()\nos.write(w, b'x')\nprint(len(select.select([r], [], [], 1)[0]))\n", "1\n"),
+        ("wasi-lacks-threads", "from concurrent.futures import ThreadPoolExecutor\nwith ThreadPoolExecutor(4) as ex:\n    print(sum(ex.map(lambda x: x * x, range(10))))\n", "285\n"),
+        ("wasi-lacks-multiprocessing", "from multiprocessing import Pool\ndef sq(x): return x * x\nif __name__ == '__main__':\n    with Pool(2) as p:\n        print(sum(p.map(sq, range(10))))\n", "285\n"),
+        ("wasi-lacks-scratch-file", "open('/tmp/t.txt', 'w').write('42')\nprint(open('/tmp/t.txt').read())\n", "42\n"),
+        ("wasi-lacks-dynamic-import", "m = __import__('sub' + 'process')\nprint(m.check_output(['/bin/echo', 'hi'], text=True).strip())\n", "hi\n"),
+    ]
+    .into_iter()
+    .map(|(name, code, out)| io(name, "python", code, "", out, 10.0, 256, &[AC]))
+    .collect()
+}
+
+#[derive(Clone)]
 struct Case {
-    name: &'static str,
+    name: String,
     item: CodeItem,
     expect: &'static [CodeVerdict],
 }
@@ -70,7 +172,11 @@ fn io(
         "time_limit_s": secs, "memory_limit_mb": mb, "backend": "ns",
     }))
     .expect("item");
-    Case { name, item, expect }
+    Case {
+        name: name.into(),
+        item,
+        expect,
+    }
 }
 
 fn asserts(
@@ -84,7 +190,11 @@ fn asserts(
         "tests": [{"assert_code": assert_code}], "time_limit_s": 5, "memory_limit_mb": 256, "backend": "ns",
     }))
     .expect("item");
-    Case { name, item, expect }
+    Case {
+        name: name.into(),
+        item,
+        expect,
+    }
 }
 
 use CodeVerdict::{
@@ -158,6 +268,7 @@ fn cgroups_left() -> Vec<String> {
 fn hostile_programs_are_contained_while_ordinary_judging_goes_on() {
     let _serial = serial();
     let Some(judge) = judge() else { return };
+    let (judge, with_wasm) = with_wasm(judge);
     let work = judge.ns().unwrap().config().work_dir.clone();
     let uid = judge.ns().unwrap().config().uid;
     let before_procs = procs_of(uid).len();
@@ -266,7 +377,17 @@ fn hostile_programs_are_contained_while_ordinary_judging_goes_on() {
             "resumed\n",
             1.0,
             256,
-            &[TLE, RE],
+            &[TLE],
+        ),
+        io(
+            "thread-bomb-uncaught",
+            py,
+            "import threading,time\nwhile True:\n    threading.Thread(target=time.sleep,args=(5,),daemon=True).start()\n",
+            "",
+            "",
+            10.0,
+            512,
+            &[MLE],
         ),
         io(
             "stdout-flood",
@@ -474,9 +595,12 @@ fn hostile_programs_are_contained_while_ordinary_judging_goes_on() {
             "eq-always-true-assert",
             "class A:\n    def __eq__(self, o): return True\ndef add(a,b): return A()\n",
             "assert add(1,2)==3\n",
-            &[AC],
+            &[WA],
         ),
     ];
+    cases.extend(reward_hacks());
+    cases.extend(clean_box());
+    cases.extend(wasi_lacks());
     // Function-call tests defeat the always-true __eq__ (the result must serialise).
     let eq_call: CodeItem = serde_json::from_value(json!({
         "id": "eq-always-true-call", "language": "python",
@@ -486,9 +610,9 @@ fn hostile_programs_are_contained_while_ordinary_judging_goes_on() {
     }))
     .unwrap();
     cases.push(Case {
-        name: "eq-always-true-call",
+        name: "eq-always-true-call".into(),
         item: eq_call,
-        expect: &[RE, WA],
+        expect: &[WA],
     });
     let call_ok: CodeItem = serde_json::from_value(json!({
         "id": "call-ok", "language": "python",
@@ -499,7 +623,7 @@ fn hostile_programs_are_contained_while_ordinary_judging_goes_on() {
     }))
     .unwrap();
     cases.push(Case {
-        name: "call-ok",
+        name: "call-ok".into(),
         item: call_ok,
         expect: &[AC],
     });
@@ -526,6 +650,23 @@ fn hostile_programs_are_contained_while_ordinary_judging_goes_on() {
             &[AC],
         ));
     }
+    // The same Python cases with `backend: auto` (wasm first where the backend is loaded): auto
+    // must give every one the verdict ns gives, and say when ns decided.
+    if with_wasm {
+        let auto: Vec<Case> = cases
+            .iter()
+            .filter(|c| c.item.language == protocol::Language::Python)
+            .map(|c| {
+                let mut c = c.clone();
+                c.name = format!("{} (auto)", c.name);
+                c.item.backend = protocol::BackendChoice::Auto;
+                c
+            })
+            .collect();
+        cases.extend(auto);
+    } else {
+        eprintln!("SKIP: the auto pass (no wasm backend; run sandbox-images/fetch-python-wasm.sh)");
+    }
 
     // One round is the CI suite; `SANDBOX_SOAK_SECS=N` repeats rounds for N seconds (the soak),
     // tracking this process's resident memory (the judge runs in it, as in `verifier serve`).
@@ -548,6 +689,15 @@ fn hostile_programs_are_contained_while_ordinary_judging_goes_on() {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(case) = cases.get(i) else { break };
                         let r = judge.judge(&case.item);
+                        if case.name.starts_with("wasi-lacks")
+                            && case.item.backend == protocol::BackendChoice::Auto
+                            && (r.backend != protocol::Backend::Ns || r.fallback.is_none())
+                        {
+                            failures.lock().unwrap().push(format!(
+                                "{}: judged on {:?} (fallback {:?}), not on ns",
+                                case.name, r.backend, r.fallback
+                            ));
+                        }
                         if serde_json::to_string(&r).unwrap().contains("TOPSECRET") {
                             leaks.fetch_add(1, Ordering::Relaxed);
                         }
@@ -837,6 +987,10 @@ fn hostile_python_is_contained_by_the_wasm_backend() {
         ),
     ] {
         let mut c = asserts(name, code, "assert add(1,2)==3\n", &[WA]);
+        c.item.backend = protocol::BackendChoice::Wasm;
+        cases.push(c);
+    }
+    for mut c in reward_hacks() {
         c.item.backend = protocol::BackendChoice::Wasm;
         cases.push(c);
     }

@@ -176,6 +176,7 @@ pub fn document(limits: &super::Limits) -> Value {
                     "tests": {"type": "array", "items": {"$ref": "#/components/schemas/TestResult"}},
                     "backend": {"type": "string", "enum": ["wasm", "ns"]},
                     "message": {"type": "string"},
+                    "fallback": {"type": "string"},
                     "elapsed_us": {"type": "integer", "minimum": 0}}},
                 "JudgeCodeResponse": {"type": "object", "additionalProperties": false, "required": ["results"], "properties": {
                     "results": {"type": "array", "items": {"$ref": "#/components/schemas/CodeResult"}}}},

@@ -1,82 +1,85 @@
-//! Trusted code around the submission (reward integrity): the per-run sentinel of assert
-//! tests, the function-call wrapper, and taking the program out of a model response.
+//! Trusted code around the submission (reward integrity): the checker of assert and
+//! function-call tests, and taking the program out of a model response.
 //!
-//! Assert tests run `source + "\n\n" + assert_code` and then print a random sentinel; the
-//! test passes only with exit 0 and the sentinel as the last stdout line, which defeats
-//! `sys.exit(0)`, `os._exit(0)` and `atexit` hacks placed before the asserts. Caveat: the
-//! sentinel is in the program text, so a targeted attack can read and print it; prefer I/O
-//! and function-call tests, whose expected values never enter the box. Function-call tests
-//! print the JSON of the result after the sentinel and are compared outside, so an object
-//! whose `__eq__` is always true fails to serialise instead of passing.
+//! Assert and call tests never run the test code in the submission's process. The judge's
+//! `check.py` (bound read-only at [`CHECK_INSIDE`]) runs it in a trusted checker that reaches
+//! the submission only through a runner answering with plain, type-checked data (see the
+//! script's header); on Linux the checker forks the runner inside the box and hides its memory
+//! (non-dumpable), on wasm they are two instances the host links. The test code and expected
+//! values enter only the checker, over its standard input; the verdict is the checker's last
+//! `R ` line on its standard output, which the submission cannot write. So printing a secret,
+//! `sys.exit(0)`, `os._exit(0)`, `atexit`, an always-true `__eq__` or a redefined builtin
+//! earns nothing.
+//!
+//! Caveat: functions of the submission that the test code itself calls (a helper such as
+//! HumanEval's `poly` or `encode_cyclic`, defined by the prompt) run as the submission defines
+//! them; a submission that redefines them changes what the test checks.
 
-use std::fs::File;
-use std::io::Read;
+/// The checker script.
+pub const CHECK_PY: &str = include_str!("check.py");
+/// Where the checker script is inside the box.
+pub const CHECK_INSIDE: &str = "/judge/check.py";
+/// Where the directory holding the checker is inside the box.
+pub const JUDGE_DIR_INSIDE: &str = "/judge";
 
-/// A fresh 128-bit random sentinel line.
-pub fn sentinel() -> String {
-    let mut b = [0u8; 16];
-    let ok = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
-    if ok.is_err() {
-        // No /dev/urandom: fall back to the clock and address-space randomness.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let addr = &b as *const _ as usize as u128;
-        b = (t ^ (addr << 64)).to_le_bytes();
+/// The checker's input for an assert test.
+pub fn assert_spec(assert_code: &str) -> Vec<u8> {
+    serde_json::json!({"mode": "assert", "code": assert_code})
+        .to_string()
+        .into_bytes()
+}
+
+/// The checker's input for a function-call test (`args_json`: a JSON array of positional
+/// arguments or an object of keyword arguments).
+pub fn call_spec(fn_name: &str, args_json: &str) -> Vec<u8> {
+    serde_json::json!({"mode": "call", "fn": fn_name, "args": args_json})
+        .to_string()
+        .into_bytes()
+}
+
+/// The command of a checked test: the box's Python on the checker.
+pub fn check_argv(python: &str) -> Vec<String> {
+    [python, "-s", "-B", CHECK_INSIDE, "fork"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+}
+
+/// What the checker reported.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    /// Every assert held.
+    Pass,
+    /// An assert failed, or the test met an object where it needed plain data.
+    Fail,
+    /// The test raised this exception (the submission's, re-raised by type name, or its own).
+    Error(String),
+    /// The submission's process ended with this status before the test was done.
+    Exit(i32),
+    /// The submission's process was killed by this signal before the test was done.
+    Signal(i32),
+    /// The function-call result, as JSON.
+    Result(serde_json::Value),
+    /// No (readable) report: the checker did not finish.
+    Missing,
+}
+
+/// The checker's report: its last `R ` line.
+pub fn report(stdout: &str) -> Report {
+    let Some(line) = stdout.lines().rev().find_map(|l| l.strip_prefix("R ")) else {
+        return Report::Missing;
+    };
+    let (word, detail) = line.split_once(' ').unwrap_or((line, ""));
+    let detail = detail.trim();
+    match word {
+        "pass" => Report::Pass,
+        "fail" => Report::Fail,
+        "error" => Report::Error(detail.to_owned()),
+        "exit" => detail.parse().map_or(Report::Missing, Report::Exit),
+        "signal" => detail.parse().map_or(Report::Missing, Report::Signal),
+        "result" => serde_json::from_str(detail).map_or(Report::Missing, Report::Result),
+        _ => Report::Missing,
     }
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("__rlvr_sentinel_{hex}__")
-}
-
-/// The program of an assert test.
-pub fn assert_program(source: &str, assert_code: &str, sentinel: &str) -> String {
-    format!(
-        "{source}\n\n{assert_code}\n\nimport sys as _rlvr_sys\n_rlvr_sys.stdout.flush()\nprint({sentinel:?}, flush=True)\n"
-    )
-}
-
-/// The program of a function-call test: arguments arrive as JSON on stdin; the result's
-/// JSON follows the sentinel on the last line.
-pub fn call_program(source: &str, fn_name: &str, sentinel: &str) -> String {
-    format!(
-        r#"{source}
-
-
-def _rlvr_call():
-    import json as _json, sys as _sys
-    _args = _json.loads(_sys.stdin.read())
-    _fn = globals().get({fn_name:?})
-    if _fn is None and "Solution" in globals():
-        _fn = getattr(globals()["Solution"](), {fn_name:?})
-    if _fn is None:
-        raise NameError("function {fn_name} is not defined")
-    _res = _fn(**_args) if isinstance(_args, dict) else _fn(*_args)
-    _text = _json.dumps(_res)
-    _sys.stdout.flush()
-    _sys.stdout.write("\n" + {sentinel:?} + _text + "\n")
-    _sys.stdout.flush()
-
-
-_rlvr_call()
-"#
-    )
-}
-
-/// The result JSON of a function-call run: the text after the sentinel on the last
-/// non-empty stdout line.
-pub fn call_result(stdout: &str, sentinel: &str) -> Option<serde_json::Value> {
-    let last = stdout.lines().rev().find(|l| !l.trim().is_empty())?;
-    let json = last.strip_prefix(sentinel)?;
-    serde_json::from_str(json).ok()
-}
-
-/// Whether an assert run's stdout ends with the sentinel line.
-pub fn ends_with_sentinel(stdout: &str, sentinel: &str) -> bool {
-    stdout
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .is_some_and(|l| l.trim_end() == sentinel)
 }
 
 /// The last fenced code block of a model response (```` ```lang ```` … ```` ``` ````), or
@@ -105,28 +108,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sentinels_differ() {
-        let (a, b) = (sentinel(), sentinel());
-        assert_ne!(a, b);
-        assert!(a.len() > 40);
-    }
-
-    #[test]
-    fn sentinel_must_be_last() {
-        let s = "__rlvr_sentinel_ab__";
-        assert!(ends_with_sentinel(&format!("x\n{s}\n"), s));
-        assert!(!ends_with_sentinel(&format!("{s}\nextra\n"), s));
-        assert!(!ends_with_sentinel("", s));
-    }
-
-    #[test]
-    fn call_result_reads_the_last_line() {
-        let s = "__S__";
+    fn the_last_report_line_counts() {
+        assert_eq!(report("R fail AssertionError\nR pass \n"), Report::Pass);
+        assert_eq!(report("noise\nR exit 3\n"), Report::Exit(3));
+        assert_eq!(report("R signal 9\n"), Report::Signal(9));
         assert_eq!(
-            call_result("noise\n__S__[1, 2]\n", s),
-            Some(serde_json::json!([1, 2]))
+            report("R result [1, 2]\n"),
+            Report::Result(serde_json::json!([1, 2]))
         );
-        assert_eq!(call_result("__S__[1]\nlater\n", s), None);
+        assert_eq!(
+            report("R error MemoryError\n"),
+            Report::Error("MemoryError".into())
+        );
+        assert_eq!(report("pass\n"), Report::Missing);
+        assert_eq!(report("R result [1,\n"), Report::Missing);
+    }
+
+    #[test]
+    fn specs_are_one_json_line() {
+        let s = assert_spec("assert f(1) == 2\nassert f(2) == 3\n");
+        assert!(!s.contains(&b'\n'));
+        let v: serde_json::Value = serde_json::from_slice(&call_spec("f", "[1]")).unwrap();
+        assert_eq!(v["args"], "[1]");
     }
 
     #[test]

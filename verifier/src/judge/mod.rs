@@ -1,14 +1,16 @@
 //! Code judging: a submission and its tests → runs in a sandbox → per-test verdicts → the
 //! submission's verdict and reward.
 //!
+//! * [`backend`]: which backend judges a Python item under `backend: auto`.
 //! * [`language`]: compile and run commands per language.
-//! * [`harness`]: trusted wrappers (assert sentinel, function-call JSON), code extraction.
+//! * [`harness`]: the trusted checker of assert and function-call tests, code extraction.
 //! * [`compare`]: output comparison outside the box.
 //! * [`verdict`]: a run's outcome → a verdict.
 //!
 //! Compiled languages compile once per submission, in the same sandbox kind with their own
 //! limits ([`RunLimits::for_compile`]); the binary is bound read-only into each test run.
 
+pub mod backend;
 pub mod compare;
 pub mod harness;
 pub mod language;
@@ -73,18 +75,13 @@ pub struct Judge {
 
 static SUBMISSIONS: AtomicU64 = AtomicU64::new(0);
 
-/// Error texts of CPython on WASI meaning "this needs an OS feature WASI lacks".
-const WASI_LIMITS: [&str; 3] = [
-    "can't start new thread",
-    "wasi does not support",
-    "not supported on wasi",
-];
-
 /// A submission's private host directories, removed when dropped.
 struct Workdir {
     root: PathBuf,
     src: PathBuf,
     out: PathBuf,
+    /// The checker of assert and call tests (bound read-only at `/judge`), once written.
+    judge: Option<PathBuf>,
 }
 
 impl Workdir {
@@ -97,6 +94,17 @@ impl Workdir {
         }
         fs::write(&p, bytes)?;
         fs::set_permissions(&p, fs::Permissions::from_mode(0o644))
+    }
+
+    /// Writes the checker into `judge/` (read-only for the sandbox user).
+    fn write_judge(&mut self) -> std::io::Result<()> {
+        let dir = self.root.join("judge");
+        fs::DirBuilder::new().mode(0o755).create(&dir)?;
+        let file = dir.join("check.py");
+        fs::write(&file, harness::CHECK_PY)?;
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644))?;
+        self.judge = Some(dir);
+        Ok(())
     }
 
     /// The binds and environment of every run of a submission: the toolchain's binds and
@@ -132,22 +140,18 @@ impl Drop for Workdir {
 
 /// One prepared test run.
 struct Prepared {
-    file: String,
     stdin: Vec<u8>,
     check: Check,
 }
 
+/// How a test is run and judged.
 enum Check {
-    Io {
-        expected: String,
-    },
-    Assert {
-        sentinel: String,
-    },
-    Call {
-        sentinel: String,
-        expected: serde_json::Value,
-    },
+    /// The program on the test's stdin; its stdout compared with `expected`.
+    Io { expected: String },
+    /// The checker runs the asserts (its stdin carries them).
+    Assert,
+    /// The checker calls the function; its JSON result compared with `expected`.
+    Call { expected: serde_json::Value },
 }
 
 impl Judge {
@@ -230,26 +234,41 @@ impl Judge {
     /// Judges one validated item (see [`CodeItem::validate`]). Never fails: problems become
     /// verdicts (`sandbox_error` for the verifier's own).
     ///
-    /// With `backend: auto`, Python runs on wasm; if a test failed only because WASI lacks an
-    /// OS feature (threads, processes), the item is judged again on `ns` and the result says
-    /// so in `message`.
+    /// With `backend: auto`, Python runs on wasm unless its source uses what WASI lacks; a wasm
+    /// result that WASI may have caused is judged again on `ns` (see [`backend`]). Either way
+    /// `fallback` says why and `backend` says which one decided.
     pub fn judge(&self, item: &CodeItem) -> CodeResult {
         let start = Instant::now();
-        let mut result = self.judge_inner(item, item.backend);
-        if item.backend == BackendChoice::Auto
-            && result.backend == Backend::Wasm
-            && self.ns.is_some()
-            && result.tests.iter().any(|t| {
-                t.verdict == CodeVerdict::RuntimeError
-                    && WASI_LIMITS
-                        .iter()
-                        .any(|sig| t.run.stderr_head.contains(sig))
-            })
-        {
-            result = self.judge_inner(item, BackendChoice::Ns);
-            result.message =
-                Some("rerun on ns: the program needs an OS feature the wasm backend lacks".into());
-        }
+        let auto = item.backend == BackendChoice::Auto
+            && item.language == Language::Python
+            && self.wasm.is_some()
+            && self.ns.is_some();
+        let mut result = if auto {
+            let program = item
+                .source_code
+                .clone()
+                .or_else(|| item.response.as_deref().and_then(harness::last_code_block));
+            match program.as_deref().and_then(backend::static_need) {
+                Some(why) => {
+                    let mut r = self.judge_inner(item, BackendChoice::Ns);
+                    r.fallback = Some(why);
+                    r
+                }
+                None => {
+                    let r = self.judge_inner(item, BackendChoice::Wasm);
+                    match backend::wasm_doubt(&r) {
+                        Some(why) => {
+                            let mut r = self.judge_inner(item, BackendChoice::Ns);
+                            r.fallback = Some(why);
+                            r
+                        }
+                        None => r,
+                    }
+                }
+            }
+        } else {
+            self.judge_inner(item, item.backend)
+        };
         result.id.clone_from(&item.id);
         result.elapsed_us = start.elapsed().as_micros() as u64;
         result
@@ -266,6 +285,7 @@ impl Judge {
             tests: vec![],
             backend,
             message: Some(msg),
+            fallback: None,
             elapsed_us: 0,
         }
     }
@@ -331,16 +351,23 @@ impl Judge {
             Ok(r) => r,
             Err(msg) => return sandbox_error(msg),
         };
-        let work = match self.workdir(self.ns.as_deref()) {
+        let mut work = match self.workdir(self.ns.as_deref()) {
             Ok(w) => w,
             Err(e) => return sandbox_error(format!("preparing the work directory: {e}")),
         };
         let opts = item.options.clone().unwrap_or_default();
-        let prepared = match Self::prepare(item, &source, &recipe, &work) {
+        let prepared = match Self::prepare(item, &source, &recipe, &mut work) {
             Ok(p) => p,
             Err(e) => return sandbox_error(format!("writing the sources: {e}")),
         };
         let (mut binds, env) = work.box_of(&recipe);
+        if let Some(judge) = &work.judge {
+            binds.push(Bind {
+                host: judge.clone(),
+                inside: harness::JUDGE_DIR_INSIDE.into(),
+                writable: false,
+            });
+        }
         let mut compile_report = None;
         if let (Some(ns), true) = (self.ns.as_deref(), recipe.compile.is_some()) {
             match Self::compile(ns, &recipe, &work, &binds, &env, RunLimits::for_compile()) {
@@ -364,14 +391,25 @@ impl Judge {
         );
         let mut tests = Vec::with_capacity(total);
         for p in &prepared {
+            let checked = !matches!(p.check, Check::Io { .. });
+            let argv = if checked {
+                harness::check_argv(&recipe.run_prefix[0])
+            } else {
+                run_argv(&recipe, item.language, recipe.source_file)
+            };
             let spec = RunSpec {
-                argv: run_argv(&recipe, item.language, &p.file),
+                argv,
                 env: env.clone(),
                 binds: binds.clone(),
                 stdin: p.stdin.clone(),
                 limits,
             };
-            let t = match sandbox.run(&spec) {
+            let ran = if checked {
+                sandbox.run_checked(&spec)
+            } else {
+                sandbox.run(&spec)
+            };
+            let t = match ran {
                 Ok(out) => TestResult {
                     verdict: Self::check(&out, &p.check, &opts),
                     run: verdict::report(&out),
@@ -425,6 +463,7 @@ impl Judge {
             tests,
             backend,
             message,
+            fallback: None,
             elapsed_us: 0,
         }
     }
@@ -532,21 +571,22 @@ impl Judge {
     }
 
     fn check(out: &RunOutcome, check: &Check, opts: &CodeOptions) -> CodeVerdict {
-        let assert_mode = matches!(check, Check::Assert { .. });
-        if let Some(v) = verdict::limits_verdict(out, assert_mode) {
+        if let Some(v) = verdict::limits_verdict(out, false) {
             return v;
         }
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let ok = match check {
-            Check::Io { expected } => compare::outputs_match(&stdout, expected, opts.float_rel_tol),
-            Check::Assert { sentinel } => harness::ends_with_sentinel(&stdout, sentinel),
-            Check::Call { sentinel, expected } => harness::call_result(&stdout, sentinel)
-                .is_some_and(|v| compare::json_match(&v, expected, opts.float_rel_tol)),
-        };
-        if ok {
-            CodeVerdict::Accepted
-        } else {
-            CodeVerdict::WrongAnswer
+        match check {
+            Check::Io { expected } => {
+                if compare::outputs_match(&stdout, expected, opts.float_rel_tol) {
+                    CodeVerdict::Accepted
+                } else {
+                    CodeVerdict::WrongAnswer
+                }
+            }
+            Check::Assert => verdict::checked(&harness::report(&stdout), None, opts),
+            Check::Call { expected } => {
+                verdict::checked(&harness::report(&stdout), Some(expected), opts)
+            }
         }
     }
 
@@ -563,6 +603,7 @@ impl Judge {
         let work = Workdir {
             src: root.join("src"),
             out: root.join("out"),
+            judge: None,
             root,
         };
         fs::DirBuilder::new().mode(0o755).create(&work.src)?;
@@ -584,46 +625,33 @@ impl Judge {
         item: &CodeItem,
         source: &str,
         recipe: &Recipe,
-        work: &Workdir,
+        work: &mut Workdir,
     ) -> std::io::Result<Vec<Prepared>> {
-        let write = |name: &str, text: &str| work.write_src(name, text.as_bytes());
-        write(recipe.source_file, source)?;
+        work.write_src(recipe.source_file, source.as_bytes())?;
+        if item.tests.iter().any(|t| !matches!(t, CodeTest::Io(_))) {
+            debug_assert_eq!(item.language, Language::Python);
+            work.write_judge()?;
+        }
         let mut out = Vec::with_capacity(item.tests.len());
-        for (i, t) in item.tests.iter().enumerate() {
+        for t in &item.tests {
             out.push(match t {
                 CodeTest::Io(io) => Prepared {
-                    file: recipe.source_file.to_owned(),
                     stdin: io.stdin.as_bytes().to_vec(),
                     check: Check::Io {
                         expected: io.expected_stdout.clone(),
                     },
                 },
-                CodeTest::Assert(a) => {
-                    debug_assert_eq!(item.language, Language::Python);
-                    let sentinel = harness::sentinel();
-                    let file = format!("test_{i}.py");
-                    write(
-                        &file,
-                        &harness::assert_program(source, &a.assert_code, &sentinel),
-                    )?;
-                    Prepared {
-                        file,
-                        stdin: Vec::new(),
-                        check: Check::Assert { sentinel },
-                    }
-                }
-                CodeTest::Call(c) => {
-                    let sentinel = harness::sentinel();
-                    let file = format!("call_{i}.py");
-                    write(&file, &harness::call_program(source, &c.fn_name, &sentinel))?;
-                    let expected = serde_json::from_str(&c.expected_json)
-                        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-                    Prepared {
-                        file,
-                        stdin: c.args_json.as_bytes().to_vec(),
-                        check: Check::Call { sentinel, expected },
-                    }
-                }
+                CodeTest::Assert(a) => Prepared {
+                    stdin: harness::assert_spec(&a.assert_code),
+                    check: Check::Assert,
+                },
+                CodeTest::Call(c) => Prepared {
+                    stdin: harness::call_spec(&c.fn_name, &c.args_json),
+                    check: Check::Call {
+                        expected: serde_json::from_str(&c.expected_json)
+                            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?,
+                    },
+                },
             });
         }
         Ok(out)

@@ -1,8 +1,11 @@
-//! From a run's outcome to a verdict, in the documented precedence: memory, time, output,
-//! runtime error (an uncaught `AssertionError` in assert mode is a wrong answer), then the
-//! comparison.
+//! From a run's outcome to a verdict, in the documented precedence: memory, time, the process
+//! cap, output, runtime error (an uncaught `AssertionError` in assert mode is a wrong answer),
+//! then the comparison or the checker's report.
 
-use protocol::{CodeVerdict, RunReport};
+use protocol::{CodeOptions, CodeVerdict, RunReport};
+
+use super::compare;
+use super::harness::Report;
 
 use crate::sandbox::{Exit, RunOutcome};
 
@@ -36,6 +39,11 @@ pub fn limits_verdict(out: &RunOutcome, assert_mode: bool) -> Option<CodeVerdict
     if out.timed_out || out.exit == Exit::Signal(SIGXCPU) {
         return Some(CodeVerdict::TimeLimit);
     }
+    // A process or thread bomb that died of its refusals (`can't start new thread`, an
+    // unhandled `fork` error) hit a resource cap, not a bug: the process cap guards memory.
+    if out.pids_limited && died {
+        return Some(CodeVerdict::MemoryLimit);
+    }
     if out.stdout_truncated || out.stderr_truncated {
         return Some(CodeVerdict::OutputLimit);
     }
@@ -46,6 +54,29 @@ pub fn limits_verdict(out: &RunOutcome, assert_mode: bool) -> Option<CodeVerdict
         return Some(CodeVerdict::RuntimeError);
     }
     None
+}
+
+/// The verdict of a checked test (assert or call) that ended within its limits, from the
+/// checker's report; `expected` is the call's expected JSON (assert tests have none).
+pub fn checked(
+    report: &Report,
+    expected: Option<&serde_json::Value>,
+    opts: &CodeOptions,
+) -> CodeVerdict {
+    match (report, expected) {
+        (Report::Pass, None) => CodeVerdict::Accepted,
+        (Report::Result(v), Some(e)) if compare::json_match(v, e, opts.float_rel_tol) => {
+            CodeVerdict::Accepted
+        }
+        (Report::Error(e), _) if e == "MemoryError" => CodeVerdict::MemoryLimit,
+        (Report::Error(_), _) => CodeVerdict::RuntimeError,
+        (Report::Signal(SIGXCPU), _) => CodeVerdict::TimeLimit,
+        (Report::Exit(c), _) if *c != 0 => CodeVerdict::RuntimeError,
+        (Report::Signal(_), _) => CodeVerdict::RuntimeError,
+        // A failed assert, a wrong or unserialisable result, a submission that ended (exit 0)
+        // before its tests, a report of the wrong kind, or none.
+        _ => CodeVerdict::WrongAnswer,
+    }
 }
 
 fn head(bytes: &[u8]) -> String {
@@ -84,6 +115,7 @@ mod tests {
             exit,
             timed_out: false,
             oom_killed: false,
+            pids_limited: false,
             stdout: vec![],
             stdout_truncated: false,
             stderr: stderr.as_bytes().to_vec(),
@@ -107,6 +139,58 @@ mod tests {
             limits_verdict(&o, false),
             Some(CodeVerdict::MemoryLimit),
             "an OOM kill wins even over a timeout and a clean exit"
+        );
+    }
+
+    #[test]
+    fn a_bomb_that_died_at_the_process_cap_is_a_limit() {
+        let mut o = outcome(Exit::Code(1), "RuntimeError: can't start new thread\n");
+        o.pids_limited = true;
+        assert_eq!(limits_verdict(&o, false), Some(CodeVerdict::MemoryLimit));
+        o.exit = Exit::Code(0);
+        assert_eq!(
+            limits_verdict(&o, false),
+            None,
+            "a bomb that handled it and exited 0"
+        );
+    }
+
+    #[test]
+    fn checker_reports() {
+        let opts = CodeOptions::default();
+        let three = serde_json::json!(3);
+        assert_eq!(checked(&Report::Pass, None, &opts), CodeVerdict::Accepted);
+        assert_eq!(
+            checked(&Report::Pass, Some(&three), &opts),
+            CodeVerdict::WrongAnswer
+        );
+        assert_eq!(
+            checked(&Report::Result(serde_json::json!(3.0)), Some(&three), &opts),
+            CodeVerdict::Accepted
+        );
+        assert_eq!(
+            checked(&Report::Fail, None, &opts),
+            CodeVerdict::WrongAnswer
+        );
+        assert_eq!(
+            checked(&Report::Exit(0), None, &opts),
+            CodeVerdict::WrongAnswer
+        );
+        assert_eq!(
+            checked(&Report::Exit(2), None, &opts),
+            CodeVerdict::RuntimeError
+        );
+        assert_eq!(
+            checked(&Report::Missing, None, &opts),
+            CodeVerdict::WrongAnswer
+        );
+        assert_eq!(
+            checked(&Report::Error("MemoryError".into()), None, &opts),
+            CodeVerdict::MemoryLimit
+        );
+        assert_eq!(
+            checked(&Report::Error("ValueError".into()), None, &opts),
+            CodeVerdict::RuntimeError
         );
     }
 

@@ -147,6 +147,8 @@ pub struct RunOutcome {
     pub timed_out: bool,
     /// A process of the tree was killed for memory (or the allocator was refused memory).
     pub oom_killed: bool,
+    /// A process or thread was refused because the tree was at its `pids` cap.
+    pub pids_limited: bool,
     /// Standard output (at most the cap).
     pub stdout: Vec<u8>,
     /// Standard output went past its cap.
@@ -170,4 +172,11 @@ pub trait Sandbox: Send + Sync + std::fmt::Debug {
     /// Runs `spec` to completion (or its limits) and reports what happened. Blocking: call it
     /// off the async threads.
     fn run(&self, spec: &RunSpec) -> Result<RunOutcome, SandboxError>;
+    /// Runs a checked test (the judge's `check.py`): `spec.argv` is `[python, FLAGS…, SCRIPT,
+    /// "fork"]`, which on Linux forks the runner of the submission from the trusted checker
+    /// inside one box. A backend without processes runs `SCRIPT checker` and `SCRIPT runner`
+    /// as two linked programs instead. Only the checker's `R ` report lines are `stdout`.
+    fn run_checked(&self, spec: &RunSpec) -> Result<RunOutcome, SandboxError> {
+        self.run(spec)
+    }
 }

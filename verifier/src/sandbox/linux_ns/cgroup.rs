@@ -327,6 +327,22 @@ impl RunCgroup {
             .unwrap_or(0)
     }
 
+    /// Forks and thread creations refused at `pids.max` so far.
+    pub fn pids_refused(&self) -> u64 {
+        let dir = match &self.kind {
+            Kind::V2 { dir } => dir.as_path(),
+            Kind::V1 { pids, .. } => pids.as_path(),
+            Kind::V1Partial => return 0,
+        };
+        fs::read_to_string(dir.join("pids.events"))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("max ")?.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
     /// CPU time used by the group.
     pub fn cpu_time(&self) -> Option<Duration> {
         match &self.kind {

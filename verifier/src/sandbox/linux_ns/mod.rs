@@ -407,6 +407,7 @@ impl Sandbox for NsSandbox {
             .join()
             .map_err(|_| SandboxError::Setup("stderr reader panicked".into()))?;
         let oom_killed = group.oom_kills() > 0;
+        let pids_limited = group.pids_refused() > 0;
         let cpu = group.cpu_time();
         let memory_peak = group.memory_peak();
         drop(group);
@@ -430,6 +431,7 @@ impl Sandbox for NsSandbox {
             exit,
             timed_out,
             oom_killed,
+            pids_limited,
             stdout,
             stdout_truncated,
             stderr,
