@@ -148,7 +148,13 @@ async fn grpo_run_defaults_to_sqlite_in_the_run_dir() {
     next.warmup.steps = 0;
     next.validate().unwrap();
     let varmap = candle_nn::VarMap::new();
-    let start = trainer::model::source::start(&next, &varmap, &candle_core::Device::Cpu).unwrap();
+    let start = trainer::model::source::start(
+        next.origin().unwrap(),
+        next.precision,
+        &varmap,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
     assert_eq!(Some(&start.config), cfg.model.as_ref());
     assert_eq!(start.tokenizer.eos_id(), trainer::tokenizer::EOS_ID);
     let saved = candle_core::safetensors::load(

@@ -114,7 +114,7 @@ fn main() -> Res<()> {
     }
     let dev = Device::Cpu;
     let varmap = VarMap::new();
-    let start = trainer::model::source::start(&cfg, &varmap, &dev)?;
+    let start = trainer::model::source::start(cfg.origin()?, cfg.precision, &varmap, &dev)?;
     let frozen = train::detached_view(&varmap, &start.policy)?;
     let tok = start.tokenizer;
     let prompt =

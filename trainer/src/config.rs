@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::algo::{ClipConfig, LossAgg, Method, MethodParams, SteerConfig};
 use crate::model::ModelConfig;
+use crate::model::source::Origin;
 use crate::optim::AdamWConfig;
 use crate::rollout::SamplingConfig;
 use crate::task::TaskConfig;
@@ -201,6 +202,35 @@ impl TrainConfig {
         let cfg: TrainConfig = toml::from_str(text)?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Where the starting weights come from: `[model]` (a random init seeded by `seed`) or
+    /// `[pretrained]`.
+    pub fn origin(&self) -> Result<Origin<'_>, ConfigError> {
+        match (&self.model, &self.pretrained) {
+            (Some(model), None) => Ok(Origin::RandomInit {
+                model,
+                seed: self.seed,
+                init_std: self.init_std,
+            }),
+            (
+                None,
+                Some(PretrainedConfig {
+                    gguf: Some(file),
+                    hf: None,
+                }),
+            ) => Ok(Origin::Gguf(file)),
+            (
+                None,
+                Some(PretrainedConfig {
+                    gguf: None,
+                    hf: Some(dir),
+                }),
+            ) => Ok(Origin::Hf(dir)),
+            _ => Err(ConfigError::Invalid(
+                "the config needs exactly one of [model] and [pretrained] (gguf or hf)".into(),
+            )),
+        }
     }
 
     /// The embedded demo config.

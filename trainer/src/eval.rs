@@ -1,16 +1,29 @@
 //! Evaluation: sample `k` responses per problem, grade them with the verifier, and report
-//! avg@k (mean accuracy over all samples) and the unbiased pass@k of Chen et al. (2021).
+//! avg@k (mean accuracy over all samples) and the unbiased pass@k of Chen et al. (2021),
+//! overall and per `data_source`.
 
-use protocol::MathItem;
-use protocol::client::VerifierClient;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::model::Decoder;
+use crate::reward::{Grader, Submission};
 use crate::rollout::{self, SamplingConfig};
 use crate::task::Problem;
-use crate::tokenizer::TextTokenizer;
-use crate::train::TrainError;
+use crate::tokenizer::{TextTokenizer, TokenizerError};
+
+/// Evaluation failures.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// Tensor math failed.
+    #[error("model: {0}")]
+    Model(#[from] candle_core::Error),
+    /// Tokenizing failed.
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    /// The verifier could not be reached or rejected a request.
+    #[error("verifier: {0}")]
+    Verifier(#[from] protocol::client::ClientError),
+}
 
 /// Evaluation settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -98,38 +111,40 @@ pub fn pass_at_k(n: usize, c: usize, k: usize) -> f64 {
         .product::<f64>()
 }
 
-/// Where evaluation responses are graded, and how.
+/// What evaluation samples from: the policy and its tokenizer, with the training rollouts'
+/// length limit and stop strings.
 #[derive(Debug, Clone, Copy)]
-pub struct Grader<'a> {
-    /// The verifier.
-    pub client: &'a VerifierClient,
-    /// The runtime the client runs on.
-    pub rt: &'a tokio::runtime::Handle,
-    /// Grading options for every item (the task's `[task.grading]`); `None`: the defaults.
-    pub options: Option<&'a protocol::MathOptions>,
+pub struct Policy<'a> {
+    /// The model (its stacked-projection copy samples).
+    pub model: &'a Decoder,
+    /// Prompts and responses go through it.
+    pub tok: &'a TextTokenizer,
+    /// Longest response, tokens (`rollout.sampling.max_new_tokens`).
+    pub max_new_tokens: usize,
+    /// Stop strings (`rollout.stop`).
+    pub stop: &'a [String],
 }
 
-/// Evaluates `model` on `problems`, with the training rollouts' length limit and stop
-/// strings (`rollouts`) and the evaluation's own temperature and top-p (`cfg`).
+/// Evaluates `policy` on `problems` at the evaluation's own temperature and top-p (`cfg`),
+/// grading through `grader`.
 pub fn evaluate(
-    model: &Decoder,
-    tok: &TextTokenizer,
+    policy: Policy<'_>,
     problems: &[Problem],
     cfg: &EvalConfig,
-    rollouts: &crate::config::RolloutConfig,
     seed: u64,
     grader: Grader<'_>,
-) -> Result<EvalResult, TrainError> {
-    let Grader {
-        client,
-        rt,
-        options: grading,
-    } = grader;
+) -> Result<EvalResult, EvalError> {
+    let Policy {
+        model,
+        tok,
+        max_new_tokens,
+        stop,
+    } = policy;
     let device = model.device().clone();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let sampling = SamplingConfig {
         temperature: cfg.temperature,
-        max_new_tokens: rollouts.sampling.max_new_tokens,
+        max_new_tokens,
         top_p: cfg.top_p,
         top_k: 0,
     };
@@ -137,21 +152,25 @@ pub fn evaluate(
         0 => problems,
         n => &problems[..n.min(problems.len())],
     };
-    let mut items = Vec::with_capacity(problems.len() * cfg.k);
-    let stop = rollout::StopRule::new(tok, &rollouts.stop);
+    let mut texts = Vec::with_capacity(problems.len() * cfg.k);
+    let stop = rollout::StopRule::new(tok, stop);
     let model = &model.fused()?;
     for p in problems {
         let ids = tok.encode(&tok.chat_text(&p.chat())?)?;
         for s in rollout::sample_group(model, &ids, cfg.k, &sampling, &stop, &device, &mut rng)? {
-            items.push(MathItem {
-                id: None,
-                response: stop.text(&s.response_ids)?,
-                ground_truth: p.answer.clone(),
-                options: grading.cloned(),
-            });
+            texts.push(stop.text(&s.response_ids)?);
         }
     }
-    let results = rt.block_on(crate::reward::grade(client, items))?;
+    let subs: Vec<Submission<'_>> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| Submission {
+            problem: &problems[i / cfg.k],
+            response: text,
+            sample: i % cfg.k,
+        })
+        .collect();
+    let results = grader.grade(&subs)?;
     let correct: Vec<usize> = results
         .chunks(cfg.k)
         .map(|g| g.iter().filter(|r| r.correct).count())

@@ -1,7 +1,7 @@
 //! The RLVR trainer: GRPO and STEER on a differentiable candle model, rewarded by the verifier
 //! over HTTP, every graded rollout stored in SQL.
 //!
-//! Read [`train`] first: it is the loop, top to bottom.
+//! Read [`train`] first: it is the run, top to bottom; [`step`] is one RL step, phase by phase.
 
 pub mod algo;
 pub mod audit;
@@ -17,7 +17,10 @@ pub mod probe;
 pub mod reward;
 pub mod rollout;
 pub mod stats;
+pub mod step;
 pub mod store;
 pub mod task;
 pub mod tokenizer;
 pub mod train;
+pub mod warmup;
+pub mod weights;

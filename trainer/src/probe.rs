@@ -355,7 +355,12 @@ pub fn run_probe(
     let device = candle_core::Device::Cpu;
     let task = cfg.task.load().map_err(crate::train::TrainError::from)?;
     let varmap = candle_nn::VarMap::new();
-    let start = crate::model::source::start(cfg, &varmap, &device)?;
+    let start = crate::model::source::start(
+        cfg.origin().map_err(crate::train::TrainError::from)?,
+        cfg.precision,
+        &varmap,
+        &device,
+    )?;
     let (policy, tok) = (start.policy, start.tokenizer);
     let frozen = crate::train::detached_view(&varmap, &policy)?;
     let params = crate::train::params_of(&varmap)?;

@@ -1,39 +1,35 @@
-//! The training loop, top to bottom: format warm-up, then for each step sample G responses per
-//! prompt, grade them with the verifier over HTTP, compute group advantages, score the
-//! rollouts under π_old, take one optimizer step over micro-batches, and store every graded
-//! rollout and the step's metrics.
+//! A training run, top to bottom: build the model and optimizer (or resume them from the
+//! checkpoint), open the rollout store, run the format warm-up, then for each step run one RL
+//! step ([`crate::step`]: sample → grade → advantage → score → update → record), store its
+//! rollouts and metrics, checkpoint and evaluate; at the end, evaluate and save the policy.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_nn::VarMap;
 use indicatif::{ProgressBar, ProgressStyle};
-use protocol::MathItem;
-use protocol::client::{ClientError, VerifierClient};
+use protocol::client::{ClientError, RetryPolicy, VerifierClient};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use serde::Serialize;
 use tokio::runtime::Handle;
 
-use crate::algo::{
-    self, AdvantageKind, LossConfig, Method, PolicyOutputs, TokenBatch, WeightStats, advantage,
-    logprob,
-};
 use crate::checkpoint::{self, CheckpointError, CheckpointState};
-use crate::config::TrainConfig;
-use crate::model::Decoder;
-use crate::optim::{AdamW, AdamWConfig, GradAccumulator, Param};
-use crate::reward;
-use crate::rollout::{self, Packed, Sample};
+use crate::config::{ConfigError, TrainConfig};
+use crate::eval::{self, EvalError, EvalResult};
+use crate::optim::AdamW;
+use crate::reward::Grader;
+use crate::step::{self, StepContext, record, step_seed};
 use crate::store::{
-    JournalRecord, RolloutRow, RunRecord, StepRecord, Store, StoreError, StoreWriter, WriterConfig,
-    WriterError,
+    JournalRecord, RunRecord, Store, StoreError, StoreWriter, WriterConfig, WriterError,
 };
-use crate::task::{Task, TaskError};
-use crate::tokenizer::{TextTokenizer, TokenizerError};
+use crate::task::TaskError;
+use crate::tokenizer::TokenizerError;
+
+pub use crate::step::StepMetrics;
+pub use crate::step::score::token_batch;
+pub use crate::warmup::format_warmup;
+pub use crate::weights::{detached_view, params_of};
 
 /// Training failures.
 #[derive(Debug, thiserror::Error)]
@@ -65,12 +61,21 @@ pub enum TrainError {
     /// Building the starting model (random init or a pretrained file).
     #[error(transparent)]
     Source(#[from] crate::model::source::SourceError),
+    /// Evaluating the policy.
+    #[error("evaluation: {0}")]
+    Eval(#[from] EvalError),
     /// Run directory I/O.
     #[error("run directory: {0}")]
     Io(#[from] std::io::Error),
     /// The compute device could not be opened.
     #[error(transparent)]
     Device(#[from] crate::device::DeviceError),
+}
+
+impl From<ConfigError> for TrainError {
+    fn from(e: ConfigError) -> Self {
+        TrainError::Config(e.to_string())
+    }
 }
 
 /// Where rollouts go.
@@ -108,51 +113,11 @@ pub struct RunOptions {
     pub device: crate::device::ComputeDevice,
 }
 
-/// One step's metrics.
-#[derive(Debug, Clone, Serialize)]
-pub struct StepMetrics {
-    /// Step (0-based).
-    pub step: usize,
-    /// Mean reward.
-    pub reward_mean: f64,
-    /// Fraction correct.
-    pub accuracy: f64,
-    /// Token-mean π_old entropy of the responses, nats.
-    pub entropy: f64,
-    /// Loss.
-    pub loss: f64,
-    /// Gradient norm before clipping.
-    pub grad_norm: f64,
-    /// Low/high clip fractions.
-    pub clip_frac_low: f64,
-    /// High-side clip fraction.
-    pub clip_frac_high: f64,
-    /// Mean response length, tokens.
-    pub response_len_mean: f64,
-    /// STEER weights over the step's tokens.
-    #[serde(skip)]
-    pub weights: WeightStats,
-    /// Predicted entropy change (sum, without −η/L).
-    pub predicted_entropy_change: f64,
-    /// Token-mean KL to the reference policy, when `kl.beta > 0`.
-    pub kl: Option<f64>,
-    /// Learning rate used for the step.
-    pub lr: f64,
-    /// Optimizer steps taken on this batch (`ppo_epochs` × mini-batches).
-    pub optimizer_steps: usize,
-    /// Groups dropped by dynamic sampling for having all-equal rewards.
-    pub groups_dropped: usize,
-    /// Non-finite gradient: step skipped.
-    pub skipped: bool,
-    /// Seconds per phase.
-    pub timings: HashMap<&'static str, f64>,
-}
-
 /// What a finished run reports.
 #[derive(Debug, Clone)]
 pub struct RunSummary {
     /// Evaluations: (steps taken, result); the last one is after the final step.
-    pub evals: Vec<(usize, crate::eval::EvalResult)>,
+    pub evals: Vec<(usize, EvalResult)>,
     /// The run's id in the store.
     pub run_id: String,
     /// Per-step metrics.
@@ -170,18 +135,18 @@ pub const STORE_DRAIN_DEADLINE: Duration = Duration::from_secs(120);
 /// Runs training to completion. Blocking: call it from a thread where `rt.block_on` is
 /// allowed (e.g. inside `tokio::task::spawn_blocking`, or a plain thread).
 pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSummary, TrainError> {
+    // The task, the policy and its optimizer; on `--resume`, the checkpoint's weights and state.
     let device = opts.device.open()?;
     let task = cfg.task.load()?;
     let mut varmap = VarMap::new();
-    let start = crate::model::source::start(cfg, &varmap, &device)?;
-    let (model_cfg, policy, tok) = (start.config, start.policy, start.tokenizer);
+    let start = crate::model::source::start(cfg.origin()?, cfg.precision, &varmap, &device)?;
+    let (policy, tok) = (&start.policy, &start.tokenizer);
     // π_old scoring uses a detached view that shares storage with the Vars, so it sees every
     // update and builds no autograd graph; each step's rollouts sample from a stacked copy of it.
-    let frozen_view = detached_view(&varmap, &policy)?;
+    let frozen_view = detached_view(&varmap, policy)?;
     let params = params_of(&varmap)?;
     let mut opt = AdamW::new(params.clone(), cfg.optim)?;
     let config_json = serde_json::to_value(cfg).map_err(|e| TrainError::Config(e.to_string()))?;
-
     std::fs::create_dir_all(&opts.run_dir)?;
     let resumed = if opts.resume {
         let state = checkpoint::load(&opts.run_dir, &mut varmap, &mut opt, &device)?;
@@ -201,19 +166,8 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
     );
     let first_step = resumed.as_ref().map_or(0, |s| s.next_step);
 
-    let (store, database_url) = match &opts.store {
-        StoreTarget::Disabled => (None, "none".to_string()),
-        target => {
-            let url = match target {
-                StoreTarget::Url(u) => u.clone(),
-                _ => format!(
-                    "sqlite://{}",
-                    opts.run_dir.join("rollouts.sqlite").display()
-                ),
-            };
-            (Some(rt.block_on(Store::connect(&url))?), url)
-        }
-    };
+    // The store (the run's row, then a journaled writer) and the verifier.
+    let (store, database_url) = open_store(&opts.store, &opts.run_dir, rt)?;
     let writer = match &store {
         Some(store) => {
             rt.block_on(store.create_run(&RunRecord {
@@ -234,7 +188,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
     };
     let client = VerifierClient::with_retry(
         &opts.verifier_url,
-        protocol::client::RetryPolicy::patient(opts.verifier_patience),
+        RetryPolicy::patient(opts.verifier_patience),
     )?;
 
     let bar = progress_bar(opts.progress, cfg.steps.saturating_sub(first_step));
@@ -243,47 +197,52 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
             bar.suspend(|| println!("{line}"));
         }
     };
-    match &resumed {
-        Some(_) => say(format!(
+    say(match &resumed {
+        Some(_) => format!(
             "run {run_id}: resuming at step {} of {}, store {database_url}",
             first_step + 1,
             cfg.steps
-        )),
-        None => say(format!(
+        ),
+        None => format!(
             "run {run_id}: {} steps of {}, store {database_url}",
             cfg.steps,
             cfg.algo.method.as_str()
-        )),
-    }
+        ),
+    });
+
+    // Format warm-up (a fresh run only), and the frozen reference for a KL penalty.
     if resumed.is_none() && cfg.warmup.steps > 0 {
         let mut rng = StdRng::seed_from_u64(cfg.seed);
-        let nll = format_warmup(cfg, &task, &policy, &params, &tok, &device, &mut rng)?;
+        let nll = format_warmup(cfg, &task, policy, &params, tok, &device, &mut rng)?;
         say(format!(
             "format warm-up: {} steps, final NLL {nll:.3}",
             cfg.warmup.steps
         ));
     }
-
     let reference = if cfg.algo.params.kl.beta > 0.0 {
-        Some(reference_model(
+        Some(crate::weights::reference_model(
             &varmap,
-            &policy,
+            policy,
             &opts.run_dir,
             resumed.is_some(),
         )?)
     } else {
         None
     };
+
     let ctx = StepContext {
         cfg,
         task: &task,
-        policy: &policy,
+        policy,
         reference: reference.as_ref(),
         frozen_view: &frozen_view,
-        tok: &tok,
+        tok,
         device: &device,
-        client: &client,
-        rt,
+        grader: Grader {
+            client: &client,
+            rt,
+            math: cfg.task.grading.as_ref(),
+        },
     };
     let metrics_path = opts.run_dir.join(METRICS_FILE);
     if resumed.is_some() {
@@ -297,29 +256,25 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
     let mut evals = Vec::new();
     let mut rollouts_written = 0usize;
     for step in first_step..cfg.steps {
-        let (rows, mut metrics) = rl_step(&ctx, &mut opt, &run_id, step)?;
+        let (rows, mut metrics) = step::rl_step(&ctx, &mut opt, &run_id, step)?;
+
+        // Rows and the step record are journaled before the checkpoint below: a kill after it
+        // can never lose them.
         let t = Instant::now();
         if let Some(w) = &writer {
-            // Journaled before the checkpoint below: a kill after it can never lose these rows.
             let mut records: Vec<JournalRecord> =
                 rows.into_iter().map(JournalRecord::Rollout).collect();
             rollouts_written += records.len();
-            records.push(JournalRecord::Step(step_record(&run_id, &metrics)));
+            records.push(JournalRecord::Step(record::step_record(&run_id, &metrics)));
             w.send(&records)?;
         }
         metrics.timings.insert("store", t.elapsed().as_secs_f64());
-        let mut line = serde_json::to_value(step_record(&run_id, &metrics)).unwrap_or_default();
-        if let Some(o) = line.as_object_mut() {
-            o.insert("kl".into(), metrics.kl.into());
-            o.insert("lr".into(), metrics.lr.into());
-            o.insert("optimizer_steps".into(), metrics.optimizer_steps.into());
-            o.insert("groups_dropped".into(), metrics.groups_dropped.into());
-            o.insert("method".into(), cfg.algo.method.as_str().into());
-        }
         // Written before the checkpoint: a run killed between the two redoes this step on
         // `--resume`, which first drops the lines of steps it will redo.
+        let line = record::metrics_line(&run_id, &metrics, cfg.algo.method.as_str());
         writeln!(metrics_file, "{line}")?;
         metrics_file.flush()?;
+
         if (step + 1) % cfg.checkpoint_every == 0 || step + 1 == cfg.steps {
             let state = CheckpointState {
                 run_id: run_id.clone(),
@@ -329,7 +284,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
             };
             checkpoint::save(&opts.run_dir, &varmap, &opt, &state)?;
         }
-        say(step_line(&metrics, cfg.steps));
+        say(record::step_line(&metrics, cfg.steps));
         bar.inc(1);
         history.push(metrics);
         if cfg.eval.every > 0 && (step + 1) % cfg.eval.every == 0 && step + 1 < cfg.steps {
@@ -339,15 +294,17 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
         }
     }
     bar.finish_and_clear();
+
+    // The final evaluation, the final policy in the Hugging Face layout (loadable by other
+    // tools), and the store drained.
     let final_eval = evaluate_now(&ctx, cfg.steps, &opts.run_dir)?;
     say(eval_line(cfg.steps, &final_eval));
     evals.push((cfg.steps, final_eval));
-    // The final policy in the Hugging Face layout, loadable by other tools.
     crate::model::hf::save(
         &opts.run_dir.join(FINAL_DIR),
-        &model_cfg,
+        &start.config,
         &varmap,
-        Some(&tok),
+        Some(tok),
     )
     .map_err(|e| TrainError::Config(format!("saving the final model: {e}")))?;
     if let Some(w) = writer {
@@ -374,310 +331,20 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
     })
 }
 
-/// Everything a step reads but does not change.
-struct StepContext<'a> {
-    cfg: &'a TrainConfig,
-    /// The loaded task.
-    task: &'a Task,
-    policy: &'a Decoder,
-    /// The frozen initial policy, when a KL penalty is configured.
-    reference: Option<&'a Decoder>,
-    frozen_view: &'a Decoder,
-    tok: &'a TextTokenizer,
-    device: &'a Device,
-    client: &'a VerifierClient,
-    rt: &'a Handle,
-}
-
-/// One RL step: sample, grade, score under π_old, update. Returns the graded rollouts and the
-/// step's metrics. Its randomness comes from `(seed, step)` alone, so a resumed run repeats
-/// exactly what an uninterrupted one does.
-fn rl_step(
-    ctx: &StepContext<'_>,
-    opt: &mut AdamW,
-    run_id: &str,
-    step: usize,
-) -> Result<(Vec<RolloutRow>, StepMetrics), TrainError> {
-    let cfg = ctx.cfg;
-    let device = ctx.device;
-    let mut rng = StdRng::seed_from_u64(step_seed(cfg.seed, step));
-    let mut timings = HashMap::new();
-
-    // 1–2. Sample G responses per prompt and grade them with the verifier. With dynamic
-    //      sampling, groups whose rewards are all equal (no learning signal) are dropped and
-    //      fresh prompts are drawn until the batch is full or the rounds run out.
-    let g = cfg.rollout.group_size;
-    let (mut problems, mut samples, mut texts, mut results, mut rewards) = (
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::<f32>::new(),
-    );
-    let (mut generate_s, mut reward_s, mut groups_dropped) = (0f64, 0f64, 0usize);
-    let mut used = std::collections::HashSet::new();
-    let rounds = if cfg.rollout.dynamic_sampling {
-        cfg.rollout.max_sampling_rounds.max(1)
-    } else {
-        1
-    };
-    // The sampler's copy with stacked projections, taken from this step's weights.
-    let sampler = ctx.frozen_view.fused()?;
-    for _round in 0..rounds {
-        let need = cfg.rollout.prompts_per_step - problems.len();
-        if need == 0 {
-            break;
-        }
-        let t = Instant::now();
-        let fresh: Vec<crate::task::Problem> = ctx
-            .task
-            .sample(&mut rng, need + used.len())
-            .into_iter()
-            .filter(|p| !used.contains(&p.id))
-            .take(need)
-            .collect();
-        if fresh.is_empty() {
-            break;
-        }
-        let mut group_samples: Vec<Sample> = Vec::with_capacity(fresh.len() * g);
-        let stop = rollout::StopRule::new(ctx.tok, &cfg.rollout.stop);
-        for p in &fresh {
-            used.insert(p.id.clone());
-            let ids = ctx.tok.encode(&ctx.tok.chat_text(&p.chat())?)?;
-            group_samples.extend(rollout::sample_group(
-                &sampler,
-                &ids,
-                g,
-                &cfg.rollout.sampling,
-                &stop,
-                device,
-                &mut rng,
-            )?);
-        }
-        let group_texts = group_samples
-            .iter()
-            .map(|s| stop.text(&s.response_ids))
-            .collect::<Result<Vec<_>, _>>()?;
-        generate_s += t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let items: Vec<MathItem> = group_texts
-            .iter()
-            .enumerate()
-            .map(|(i, text)| MathItem {
-                id: Some(format!("{}#{}", fresh[i / g].id, i % g)),
-                response: text.clone(),
-                ground_truth: fresh[i / g].answer.clone(),
-                options: cfg.task.grading.clone(),
-            })
-            .collect();
-        let graded = ctx.rt.block_on(reward::grade(ctx.client, items))?;
-        reward_s += t.elapsed().as_secs_f64();
-        for (k, p) in fresh.into_iter().enumerate() {
-            let range = k * g..(k + 1) * g;
-            let shaped: Vec<f64> = range
-                .clone()
-                .map(|i| {
-                    cfg.rollout
-                        .shaped_reward(graded[i].reward, group_samples[i].response_ids.len())
-                })
-                .collect();
-            let uninformative = shaped.iter().all(|&r| r == shaped[0]);
-            if cfg.rollout.dynamic_sampling && uninformative && rounds > 1 {
-                groups_dropped += 1;
-                continue;
-            }
-            problems.push(p);
-            samples.extend_from_slice(&group_samples[range.clone()]);
-            texts.extend_from_slice(&group_texts[range.clone()]);
-            results.extend_from_slice(&graded[range]);
-            rewards.extend(shaped.iter().map(|&r| r as f32));
-        }
-    }
-    if problems.is_empty() {
-        return Err(TrainError::Config(format!(
-            "dynamic sampling found no prompt with differing rewards in {rounds} rounds; raise rollout.max_sampling_rounds"
-        )));
-    }
-    timings.insert("generate", generate_s);
-    timings.insert("reward", reward_s);
-    let adv = match cfg.algo.method.advantage() {
-        AdvantageKind::Grpo => advantage::grpo(&rewards, g, cfg.algo.norm_adv_by_std),
-        AdvantageKind::Rloo => advantage::rloo(&rewards, g),
-        AdvantageKind::Opo => {
-            let lengths: Vec<usize> = samples.iter().map(|s| s.response_ids.len()).collect();
-            advantage::opo(&rewards, &lengths, g)
-        }
-        AdvantageKind::WReinforce => {
-            advantage::w_reinforce(&rewards, cfg.algo.params.w_reinforce_lambda)
+/// Connects the store `target` names (`None` for [`StoreTarget::Disabled`]) and its URL.
+fn open_store(
+    target: &StoreTarget,
+    run_dir: &Path,
+    rt: &Handle,
+) -> Result<(Option<Store>, String), TrainError> {
+    let url = match target {
+        StoreTarget::Disabled => return Ok((None, "none".to_string())),
+        StoreTarget::Url(u) => u.clone(),
+        StoreTarget::RunDirSqlite => {
+            format!("sqlite://{}", run_dir.join("rollouts.sqlite").display())
         }
     };
-
-    // 3. Score under π_old (before any update), per micro-batch.
-    let t = Instant::now();
-    let order: Vec<usize> = (0..samples.len()).collect();
-    let mut micro = Vec::new();
-    let mut row_entropy = vec![0f64; samples.len()];
-    let (mut ent_sum, mut ent_tokens) = (0f64, 0usize);
-    for chunk in order.chunks(cfg.algo.micro_batch_size) {
-        let refs: Vec<&Sample> = chunk.iter().map(|&i| &samples[i]).collect();
-        let packed = rollout::pack(&refs, device)?;
-        let (old_logp, entropy) = logprob::score(
-            ctx.frozen_view,
-            &packed,
-            cfg.rollout.sampling.temperature,
-            true,
-        )?;
-        let entropy = entropy.expect("asked for");
-        let entropy_host = entropy.flatten_all()?.to_vec1::<f32>()?;
-        for (r, &i) in chunk.iter().enumerate() {
-            let cells = r * packed.cols..(r + 1) * packed.cols;
-            let (s, n) = cells
-                .filter(|&c| packed.mask[c])
-                .fold((0f64, 0usize), |(s, n), c| {
-                    (s + f64::from(entropy_host[c]), n + 1)
-                });
-            row_entropy[i] = if n > 0 { s / n as f64 } else { 0.0 };
-            ent_sum += s;
-            ent_tokens += n;
-        }
-        let batch = token_batch(
-            &packed,
-            old_logp,
-            entropy_host,
-            chunk.iter().map(|&i| adv[i]),
-            device,
-        )?;
-        micro.push((packed, batch));
-    }
-    timings.insert("score_old", t.elapsed().as_secs_f64());
-
-    // 4. Optimizer steps: `ppo_epochs` passes over the batch in mini-batches; each mini-batch is
-    //    one optimizer step, the mean over its micro-batches of their losses. π_old stays the
-    //    policy that sampled the batch, so later mini-batches see ratios away from 1.
-    let t = Instant::now();
-    let (mut loss_sum, mut clip_low, mut clip_high, mut predicted) = (0f64, 0f64, 0f64, 0f64);
-    let mut weights = WeightStats::default();
-    let (mut kl_sum, mut kl_n) = (0f64, 0usize);
-    let (mut grad_norm_sum, mut any_skipped, mut opt_steps, mut evaluated) =
-        (0f64, false, 0usize, 0usize);
-    let temperature = cfg.rollout.sampling.temperature;
-    let lr = cfg.schedule.lr(cfg.optim.lr, step, cfg.steps);
-    let micro_per_mini = cfg
-        .algo
-        .mini_batch_size
-        .map_or(micro.len(), |m| m.div_ceil(cfg.algo.micro_batch_size))
-        .max(1);
-    for _epoch in 0..cfg.algo.ppo_epochs {
-        for (mini_idx, mini) in micro.chunks(micro_per_mini).enumerate() {
-            let mut acc = GradAccumulator::new(opt.params().len());
-            let n_micro = mini.len() as f64;
-            let mut mini_loss = 0f64;
-            for (k, (packed, batch)) in mini.iter().enumerate() {
-                // The entropy (with its gradient) only where the loss uses it.
-                let (logp, entropy) = logprob::score(
-                    ctx.policy,
-                    packed,
-                    temperature,
-                    cfg.algo.method == Method::EntropyBonus,
-                )?;
-                let ref_logp = match ctx.reference {
-                    Some(r) if cfg.algo.params.kl.beta > 0.0 => {
-                        Some(logprob::score(r, packed, temperature, false)?.0)
-                    }
-                    _ => None,
-                };
-                let loss_cfg = LossConfig {
-                    method: cfg.algo.method,
-                    clip: &cfg.algo.clip,
-                    steer: &cfg.algo.steer,
-                    params: &cfg.algo.params,
-                    agg: cfg.algo.loss_agg,
-                    seed: step_seed(cfg.seed, step) ^ ((mini_idx * micro_per_mini + k) as u64),
-                };
-                let outputs = PolicyOutputs {
-                    logp: &logp,
-                    entropy: entropy.as_ref(),
-                    ref_logp: ref_logp.as_ref(),
-                };
-                let (loss, stats) = algo::micro_batch_loss(&loss_cfg, &outputs, batch)?;
-                if let Some(kl) = stats.kl {
-                    kl_sum += kl;
-                    kl_n += 1;
-                }
-                let scaled = (loss / n_micro)?;
-                mini_loss += f64::from(scaled.to_scalar::<f32>()?);
-                acc.add(opt.params(), &scaled.backward()?)?;
-                clip_low += stats.clip_frac_low;
-                clip_high += stats.clip_frac_high;
-                predicted += stats.predicted_entropy_change;
-                weights = weights.merge(stats.weights);
-                evaluated += 1;
-            }
-            let outcome = opt.step(&acc.into_grads(), lr)?;
-            loss_sum += mini_loss;
-            grad_norm_sum += outcome.grad_norm;
-            any_skipped |= outcome.skipped;
-            opt_steps += 1;
-        }
-    }
-    let (clip_low, clip_high) = (
-        clip_low / evaluated.max(1) as f64,
-        clip_high / evaluated.max(1) as f64,
-    );
-    let outcome = crate::optim::StepOutcome {
-        grad_norm: grad_norm_sum / opt_steps.max(1) as f64,
-        skipped: any_skipped,
-    };
-    let loss_sum = loss_sum / opt_steps.max(1) as f64;
-    timings.insert("train", t.elapsed().as_secs_f64());
-
-    let rows: Vec<RolloutRow> = samples
-        .iter()
-        .zip(&results)
-        .enumerate()
-        .map(|(i, (s, r))| RolloutRow {
-            run_id: run_id.to_string(),
-            step: step as i32,
-            prompt_id: problems[i / g].id.clone(),
-            sample_idx: (i % g) as i32,
-            prompt: problems[i / g].prompt.clone(),
-            response: texts[i].clone(),
-            ground_truth: problems[i / g].answer.clone(),
-            num_tokens: s.response_ids.len() as i32,
-            finished: s.finished,
-            reward: f64::from(rewards[i]),
-            verdict: r.verdict.as_str().to_string(),
-            extracted: r.extracted.clone(),
-            verifier_result: serde_json::to_value(r).unwrap_or(serde_json::Value::Null),
-            advantage: f64::from(adv[i]),
-            mean_entropy: row_entropy[i],
-        })
-        .collect();
-    let n = samples.len() as f64;
-    let metrics = StepMetrics {
-        step,
-        reward_mean: rewards.iter().map(|&r| f64::from(r)).sum::<f64>() / n,
-        accuracy: results.iter().filter(|r| r.correct).count() as f64 / n,
-        entropy: ent_sum / ent_tokens.max(1) as f64,
-        loss: loss_sum,
-        grad_norm: outcome.grad_norm,
-        clip_frac_low: clip_low,
-        clip_frac_high: clip_high,
-        response_len_mean: samples
-            .iter()
-            .map(|s| s.response_ids.len() as f64)
-            .sum::<f64>()
-            / n,
-        weights,
-        predicted_entropy_change: predicted,
-        kl: (kl_n > 0).then(|| kl_sum / kl_n as f64),
-        lr,
-        optimizer_steps: opt_steps,
-        groups_dropped,
-        skipped: outcome.skipped,
-        timings,
-    };
-    Ok((rows, metrics))
+    Ok((Some(rt.block_on(Store::connect(&url))?), url))
 }
 
 /// Evaluation results, one JSON object per line, in the run directory.
@@ -688,21 +355,21 @@ fn evaluate_now(
     ctx: &StepContext<'_>,
     steps_taken: usize,
     run_dir: &std::path::Path,
-) -> Result<crate::eval::EvalResult, TrainError> {
+) -> Result<EvalResult, TrainError> {
     let cfg = ctx.cfg;
     let seed = step_seed(cfg.seed ^ 0xE7A1, steps_taken);
-    let result = crate::eval::evaluate(
-        ctx.frozen_view,
-        ctx.tok,
+    let policy = eval::Policy {
+        model: ctx.frozen_view,
+        tok: ctx.tok,
+        max_new_tokens: cfg.rollout.sampling.max_new_tokens,
+        stop: &cfg.rollout.stop,
+    };
+    let result = eval::evaluate(
+        policy,
         ctx.task.eval_problems(),
         &cfg.eval,
-        &cfg.rollout,
         seed,
-        crate::eval::Grader {
-            client: ctx.client,
-            rt: ctx.rt,
-            options: cfg.task.grading.as_ref(),
-        },
+        ctx.grader,
     )?;
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -716,7 +383,7 @@ fn evaluate_now(
     Ok(result)
 }
 
-fn eval_line(steps_taken: usize, e: &crate::eval::EvalResult) -> String {
+fn eval_line(steps_taken: usize, e: &EvalResult) -> String {
     let mut line = format!(
         "eval after {steps_taken} steps: avg@{k} {:.3}  pass@1 {:.3}  pass@{k} {:.3}  ({} problems)",
         e.avg_at_k,
@@ -770,48 +437,8 @@ fn keep_metrics_before(path: &Path, next_step: usize) -> Result<(), TrainError> 
     Ok(())
 }
 
-/// The frozen reference policy: the weights at the start of RL, saved in the run directory so
-/// a resumed run keeps the same reference.
-fn reference_model(
-    varmap: &VarMap,
-    policy: &Decoder,
-    run_dir: &std::path::Path,
-    resumed: bool,
-) -> Result<Decoder, TrainError> {
-    let device = policy.device();
-    let path = run_dir.join("reference.safetensors");
-    let tensors: HashMap<String, Tensor> = if resumed && path.is_file() {
-        candle_core::safetensors::load(&path, device)?
-    } else {
-        let data = varmap
-            .data()
-            .lock()
-            .map_err(|_| candle_core::Error::msg("varmap lock poisoned"))?;
-        let copies = data
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), v.as_tensor().copy()?)))
-            .collect::<candle_core::Result<HashMap<_, _>>>()?;
-        drop(data);
-        candle_core::safetensors::save(&copies, &path)?;
-        copies
-    };
-    Ok(Decoder::new(
-        policy.config(),
-        VarBuilder::from_tensors(tensors, DType::F32, device),
-    )?
-    .with_compute_dtype(policy.compute_dtype()))
-}
-
 /// Journal file name inside the run directory.
 pub const JOURNAL_FILE: &str = "store-journal.jsonl";
-
-/// The seed of step `step`'s RNG: splitmix64 of `(seed, step)`.
-fn step_seed(seed: u64, step: usize) -> u64 {
-    let mut z = seed ^ (step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// A config JSON without its `steps` key (the one setting a resume may change).
 fn without_steps(v: &serde_json::Value) -> serde_json::Value {
@@ -822,114 +449,6 @@ fn without_steps(v: &serde_json::Value) -> serde_json::Value {
     v
 }
 
-/// Supervised warm-up on format-only examples; returns the last step's mean NLL.
-pub(crate) fn format_warmup(
-    cfg: &TrainConfig,
-    task: &Task,
-    policy: &Decoder,
-    params: &[Param],
-    tok: &TextTokenizer,
-    device: &Device,
-    rng: &mut StdRng,
-) -> Result<f64, TrainError> {
-    let mut opt = AdamW::new(
-        params.to_vec(),
-        AdamWConfig {
-            lr: cfg.warmup.lr,
-            ..cfg.optim
-        },
-    )?;
-    let mut last = f64::NAN;
-    for _ in 0..cfg.warmup.steps {
-        let examples = (0..cfg.warmup.batch_size)
-            .map(|_| {
-                let (prompt, response) = task.format_example(rng);
-                let mut response_ids = tok.encode(&response)?;
-                response_ids.push(tok.eos_id());
-                Ok(Sample {
-                    prompt_ids: tok.encode(&tok.prompt_text(&prompt)?)?,
-                    response_ids,
-                    finished: true,
-                })
-            })
-            .collect::<Result<Vec<_>, TokenizerError>>()?;
-        let packed = rollout::pack(&examples.iter().collect::<Vec<_>>(), device)?;
-        let logp = logprob::score(policy, &packed, 1.0, false)?.0;
-        let mask = mask_tensor(&packed, device)?;
-        let nll = algo::LossAgg::TokenMean.aggregate(&logp.neg()?, &mask)?;
-        last = f64::from(nll.to_scalar::<f32>()?);
-        let mut acc = GradAccumulator::new(opt.params().len());
-        acc.add(opt.params(), &nll.backward()?)?;
-        opt.step(&acc.into_grads(), cfg.warmup.lr)?;
-    }
-    Ok(last)
-}
-
-fn mask_tensor(packed: &Packed, device: &Device) -> candle_core::Result<Tensor> {
-    let m: Vec<f32> = packed
-        .mask
-        .iter()
-        .map(|&b| f32::from(u8::from(b)))
-        .collect();
-    Tensor::from_vec(m, (packed.rows, packed.cols), device)
-}
-
-/// Builds the per-token inputs of one micro-batch; `adv` gives one advantage per row.
-pub fn token_batch(
-    packed: &Packed,
-    old_logp: Tensor,
-    entropy_old_host: Vec<f32>,
-    adv: impl Iterator<Item = f32>,
-    device: &Device,
-) -> candle_core::Result<TokenBatch> {
-    let row_adv: Vec<f32> = adv.collect();
-    let adv_host = rollout::per_token(&row_adv, &packed.mask, packed.cols);
-    Ok(TokenBatch {
-        old_logp_host: old_logp.flatten_all()?.to_vec1::<f32>()?,
-        old_logp,
-        adv: Tensor::from_vec(adv_host.clone(), (packed.rows, packed.cols), device)?,
-        mask: mask_tensor(packed, device)?,
-        adv_host,
-        entropy_old_host,
-        mask_host: packed.mask.clone(),
-    })
-}
-
-/// A model over detached views of the VarMap's tensors (shared storage, no graph): π_old's
-/// view of the policy, and what the sampler's per-step [`Decoder::fused`] copy is taken from.
-pub fn detached_view(varmap: &VarMap, policy: &Decoder) -> candle_core::Result<Decoder> {
-    let data = varmap
-        .data()
-        .lock()
-        .map_err(|_| candle_core::Error::msg("varmap lock poisoned"))?;
-    let tensors: HashMap<String, Tensor> = data
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
-        .collect();
-    drop(data);
-    Ok(Decoder::new(
-        policy.config(),
-        VarBuilder::from_tensors(tensors, DType::F32, policy.device()),
-    )?
-    .with_compute_dtype(policy.compute_dtype()))
-}
-
-/// Trainable parameters; weight decay on matrices only.
-pub fn params_of(varmap: &VarMap) -> candle_core::Result<Vec<Param>> {
-    let data = varmap
-        .data()
-        .lock()
-        .map_err(|_| candle_core::Error::msg("varmap lock poisoned"))?;
-    Ok(data
-        .iter()
-        .map(|(name, var)| Param {
-            name: name.clone(),
-            var: var.clone(),
-            decay: var.rank() >= 2,
-        })
-        .collect())
-}
-
 fn new_run_id(method: &str) -> String {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -937,51 +456,6 @@ fn new_run_id(method: &str) -> String {
         .unwrap_or(0);
     let suffix: u32 = rand::random();
     format!("{method}-{ms}-{suffix:08x}")
-}
-
-fn step_record(run_id: &str, m: &StepMetrics) -> StepRecord {
-    StepRecord {
-        run_id: run_id.to_string(),
-        step: m.step as i32,
-        reward_mean: m.reward_mean,
-        accuracy: m.accuracy,
-        entropy: m.entropy,
-        loss: m.loss,
-        grad_norm: m.grad_norm,
-        clip_frac_low: m.clip_frac_low,
-        clip_frac_high: m.clip_frac_high,
-        response_len_mean: m.response_len_mean,
-        steer_w_mean: m.weights.mean,
-        steer_w_min: m.weights.min,
-        steer_w_max: m.weights.max,
-        steer_w_frac_below_099: m.weights.frac_below_099,
-        predicted_entropy_change: m.predicted_entropy_change,
-        skipped: m.skipped,
-        timings: serde_json::to_value(&m.timings).unwrap_or(serde_json::Value::Null),
-    }
-}
-
-fn step_line(m: &StepMetrics, total: usize) -> String {
-    format!(
-        "step {:>3}/{total}  reward {:.3}  acc {:.3}  entropy {:.4}  loss {:+.4}  |g| {:.3}  w {:.3} [{:.3}, {:.3}]  clip {:.3}/{:.3}  len {:.1}{}",
-        m.step + 1,
-        m.reward_mean,
-        m.accuracy,
-        m.entropy,
-        m.loss,
-        m.grad_norm,
-        m.weights.mean,
-        m.weights.min,
-        m.weights.max,
-        m.clip_frac_low,
-        m.clip_frac_high,
-        m.response_len_mean,
-        if m.skipped {
-            "  (skipped: non-finite gradient)"
-        } else {
-            ""
-        }
-    )
 }
 
 fn progress_bar(enabled: bool, steps: usize) -> ProgressBar {

@@ -1,6 +1,27 @@
 //! Group-relative advantages (GRPO): each response's reward is compared with the other
 //! responses to the same prompt.
 
+use super::AdvantageKind;
+
+/// The advantages of `kind` for consecutive groups of `group_size` rewards; `lengths` are the
+/// responses' token counts (OPO's weights), `norm_by_std` is GRPO's std scaling and
+/// `w_reinforce_lambda` W-REINFORCE's weight on negative samples.
+pub fn for_method(
+    kind: AdvantageKind,
+    rewards: &[f32],
+    lengths: &[usize],
+    group_size: usize,
+    norm_by_std: bool,
+    w_reinforce_lambda: f64,
+) -> Vec<f32> {
+    match kind {
+        AdvantageKind::Grpo => grpo(rewards, group_size, norm_by_std),
+        AdvantageKind::Rloo => rloo(rewards, group_size),
+        AdvantageKind::Opo => opo(rewards, lengths, group_size),
+        AdvantageKind::WReinforce => w_reinforce(rewards, w_reinforce_lambda),
+    }
+}
+
 /// `A_i = (r_i − mean_g) / (std_g + 1e-6)` within each consecutive group of `group_size`
 /// rewards, with the unbiased (n−1) standard deviation as in verl; without `norm_by_std`
 /// (Dr. GRPO) only the mean is removed. A group whose rewards are all equal gets 0.

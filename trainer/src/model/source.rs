@@ -6,8 +6,29 @@ use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 
 use super::{Decoder, ModelConfig, gguf, hf};
-use crate::config::{PretrainedConfig, TrainConfig};
+use crate::device::Precision;
 use crate::tokenizer::{TextTokenizer, TokenizerError};
+
+/// Where a run's starting weights come from (a config's `[model]` or `[pretrained]`, see
+/// `TrainConfig::origin`).
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// A random init of this architecture: normal with std `init_std`, seeded by `seed`, and
+    /// the built-in character tokenizer.
+    RandomInit {
+        /// The architecture.
+        model: &'a ModelConfig,
+        /// Seeds the init.
+        seed: u64,
+        /// Std of the normal init (HF `initializer_range`).
+        init_std: f64,
+    },
+    /// A llama.cpp GGUF file (`[pretrained] gguf`); a leading `~/` is the home directory.
+    Gguf(&'a std::path::Path),
+    /// A Hugging Face model directory (`[pretrained] hf`); a leading `~/` is the home
+    /// directory.
+    Hf(&'a std::path::Path),
+}
 
 /// Failures building the starting model.
 #[derive(Debug, thiserror::Error)]
@@ -51,11 +72,20 @@ fn expand_home(path: &std::path::Path) -> std::path::PathBuf {
     }
 }
 
-/// Builds the starting policy into `varmap`: from the GGUF file of `[pretrained]`, or as a
-/// random init of `[model]` seeded by `cfg.seed`.
-pub fn start(cfg: &TrainConfig, varmap: &VarMap, device: &Device) -> Result<Start, SourceError> {
-    match (&cfg.model, &cfg.pretrained) {
-        (Some(model), None) => {
+/// Builds the starting policy into `varmap`, computing in `precision`: from a pretrained
+/// file or directory, or as a seeded random init.
+pub fn start(
+    origin: Origin<'_>,
+    precision: Precision,
+    varmap: &VarMap,
+    device: &Device,
+) -> Result<Start, SourceError> {
+    match origin {
+        Origin::RandomInit {
+            model,
+            seed,
+            init_std,
+        } => {
             let tokenizer = TextTokenizer::char_level()?;
             if tokenizer.vocab_size() != model.vocab_size {
                 return Err(SourceError::Config(format!(
@@ -64,8 +94,8 @@ pub fn start(cfg: &TrainConfig, varmap: &VarMap, device: &Device) -> Result<Star
                     tokenizer.vocab_size()
                 )));
             }
-            let policy = policy_over(model, varmap, device, cfg)?;
-            super::init_weights(varmap, cfg.seed, cfg.init_std)?;
+            let policy = policy_over(model, varmap, device, precision)?;
+            super::init_weights(varmap, seed, init_std)?;
             Ok(Start {
                 description: format!(
                     "{}-random-init (layers {}, hidden {}, vocab {})",
@@ -79,11 +109,11 @@ pub fn start(cfg: &TrainConfig, varmap: &VarMap, device: &Device) -> Result<Star
                 tokenizer,
             })
         }
-        (None, Some(PretrainedConfig { hf: Some(dir), .. })) => {
+        Origin::Hf(dir) => {
             let dir = expand_home(dir);
             let config = hf::read_config(&dir)?;
             hf::load_weights(&dir, varmap, device)?;
-            let policy = policy_over(&config, varmap, device, cfg)?;
+            let policy = policy_over(&config, varmap, device, precision)?;
             let tokenizer = hf::read_tokenizer(&dir)?;
             if tokenizer.vocab_size() > config.vocab_size {
                 return Err(SourceError::Config(format!(
@@ -100,12 +130,7 @@ pub fn start(cfg: &TrainConfig, varmap: &VarMap, device: &Device) -> Result<Star
                 tokenizer,
             })
         }
-        (
-            None,
-            Some(PretrainedConfig {
-                gguf: Some(file), ..
-            }),
-        ) => {
+        Origin::Gguf(file) => {
             let g = gguf::load(&expand_home(file), varmap, device)?;
             let inner = g.tokenizer.ok_or_else(|| {
                 SourceError::Config(format!("{} holds no tokenizer", file.display()))
@@ -113,7 +138,7 @@ pub fn start(cfg: &TrainConfig, varmap: &VarMap, device: &Device) -> Result<Star
             let eos = g.eos_id.ok_or_else(|| {
                 SourceError::Config(format!("{} names no EOS token", file.display()))
             })?;
-            let policy = policy_over(&g.config, varmap, device, cfg)?;
+            let policy = policy_over(&g.config, varmap, device, precision)?;
             let name = file.file_name().map_or_else(
                 || file.display().to_string(),
                 |n| n.to_string_lossy().into_owned(),
@@ -125,9 +150,6 @@ pub fn start(cfg: &TrainConfig, varmap: &VarMap, device: &Device) -> Result<Star
                 tokenizer: TextTokenizer::new(inner, eos, g.chat_template),
             })
         }
-        _ => Err(SourceError::Config(
-            "the config needs exactly one of [model] and [pretrained] (gguf or hf)".into(),
-        )),
     }
 }
 
@@ -137,11 +159,11 @@ fn policy_over(
     model: &ModelConfig,
     varmap: &VarMap,
     device: &Device,
-    cfg: &TrainConfig,
+    precision: Precision,
 ) -> Result<Decoder, SourceError> {
     Ok(
         Decoder::new(model, VarBuilder::from_varmap(varmap, DType::F32, device))?
-            .with_compute_dtype(cfg.precision.dtype()),
+            .with_compute_dtype(precision.dtype()),
     )
 }
 

@@ -1,0 +1,108 @@
+//! Phase 4: score the batch under π_old, before any update: per micro-batch, the sampled
+//! tokens' log-probs and the full-vocabulary entropies, packed with the advantages into the
+//! [`TokenBatch`]es the loss reads.
+
+use candle_core::{Device, Tensor};
+
+use super::StepContext;
+use crate::algo::{TokenBatch, logprob};
+use crate::rollout::{self, Packed, Sample};
+use crate::train::TrainError;
+
+/// The batch under π_old.
+#[derive(Debug)]
+pub(crate) struct OldPolicy {
+    /// Micro-batches of `algo.micro_batch_size` responses, in batch order.
+    pub(crate) micro: Vec<(Packed, TokenBatch)>,
+    /// Each response's mean entropy over its tokens, nats.
+    pub(crate) row_entropy: Vec<f64>,
+    /// Entropy summed over every response token, nats.
+    pub(crate) entropy_sum: f64,
+    /// Response tokens in the batch.
+    pub(crate) entropy_tokens: usize,
+}
+
+impl OldPolicy {
+    /// Token-mean entropy of the batch, nats.
+    pub(crate) fn token_mean_entropy(&self) -> f64 {
+        self.entropy_sum / self.entropy_tokens.max(1) as f64
+    }
+}
+
+/// Scores `samples` with the frozen view (no graph), `adv` holding one advantage per sample.
+pub(crate) fn under_old_policy(
+    ctx: &StepContext<'_>,
+    samples: &[Sample],
+    adv: &[f32],
+) -> Result<OldPolicy, TrainError> {
+    let order: Vec<usize> = (0..samples.len()).collect();
+    let mut old = OldPolicy {
+        micro: Vec::new(),
+        row_entropy: vec![0f64; samples.len()],
+        entropy_sum: 0.0,
+        entropy_tokens: 0,
+    };
+    for chunk in order.chunks(ctx.cfg.algo.micro_batch_size) {
+        let refs: Vec<&Sample> = chunk.iter().map(|&i| &samples[i]).collect();
+        let packed = rollout::pack(&refs, ctx.device)?;
+        let (old_logp, entropy) = logprob::score(
+            ctx.frozen_view,
+            &packed,
+            ctx.cfg.rollout.sampling.temperature,
+            true,
+        )?;
+        let entropy = entropy.expect("asked for");
+        let entropy_host = entropy.flatten_all()?.to_vec1::<f32>()?;
+        for (r, &i) in chunk.iter().enumerate() {
+            let cells = r * packed.cols..(r + 1) * packed.cols;
+            let (s, n) = cells
+                .filter(|&c| packed.mask[c])
+                .fold((0f64, 0usize), |(s, n), c| {
+                    (s + f64::from(entropy_host[c]), n + 1)
+                });
+            old.row_entropy[i] = if n > 0 { s / n as f64 } else { 0.0 };
+            old.entropy_sum += s;
+            old.entropy_tokens += n;
+        }
+        let batch = token_batch(
+            &packed,
+            old_logp,
+            entropy_host,
+            chunk.iter().map(|&i| adv[i]),
+            ctx.device,
+        )?;
+        old.micro.push((packed, batch));
+    }
+    Ok(old)
+}
+
+/// The response mask of `packed` as a `(rows, cols)` f32 tensor of 0.0 and 1.0.
+pub(crate) fn mask_tensor(packed: &Packed, device: &Device) -> candle_core::Result<Tensor> {
+    let m: Vec<f32> = packed
+        .mask
+        .iter()
+        .map(|&b| f32::from(u8::from(b)))
+        .collect();
+    Tensor::from_vec(m, (packed.rows, packed.cols), device)
+}
+
+/// Builds the per-token inputs of one micro-batch; `adv` gives one advantage per row.
+pub fn token_batch(
+    packed: &Packed,
+    old_logp: Tensor,
+    entropy_old_host: Vec<f32>,
+    adv: impl Iterator<Item = f32>,
+    device: &Device,
+) -> candle_core::Result<TokenBatch> {
+    let row_adv: Vec<f32> = adv.collect();
+    let adv_host = rollout::per_token(&row_adv, &packed.mask, packed.cols);
+    Ok(TokenBatch {
+        old_logp_host: old_logp.flatten_all()?.to_vec1::<f32>()?,
+        old_logp,
+        adv: Tensor::from_vec(adv_host.clone(), (packed.rows, packed.cols), device)?,
+        mask: mask_tensor(packed, device)?,
+        adv_host,
+        entropy_old_host,
+        mask_host: packed.mask.clone(),
+    })
+}
