@@ -11,6 +11,7 @@ fn small_config(method: Method) -> TrainConfig {
     let mut cfg = TrainConfig::demo();
     cfg.steps = 3;
     cfg.warmup.steps = 20;
+    cfg.eval.at_start = false;
     cfg.algo.method = method;
     cfg
 }
@@ -477,6 +478,7 @@ async fn trains_on_a_jsonl_dataset() {
     cfg.task = trainer::task::TaskConfig {
         max_operand: None,
         dataset: Some(data),
+        largest: None,
         eval_dataset: None,
         grading: None,
     };

@@ -253,8 +253,14 @@ impl TrainConfig {
         if self.algo.ppo_epochs == 0 || self.algo.mini_batch_size == Some(0) {
             return bad("algo.ppo_epochs and algo.mini_batch_size must be positive");
         }
-        if self.task.max_operand.is_some() == self.task.dataset.is_some() {
-            return bad("[task] needs exactly one of max_operand and dataset");
+        let t = &self.task;
+        let tasks = [
+            t.max_operand.is_some(),
+            t.largest.is_some(),
+            t.dataset.is_some(),
+        ];
+        if tasks.iter().filter(|&&set| set).count() != 1 {
+            return bad("[task] needs exactly one of max_operand, largest and dataset");
         }
         if self.eval.k == 0 {
             return bad("eval.k must be positive");

@@ -40,6 +40,10 @@ pub struct EvalConfig {
     /// Evaluate only the task's first this many problems (in file order); 0, the default,
     /// evaluates all of them.
     pub max_problems: usize,
+    /// Also evaluate before the first RL step (after the format warm-up), with the same
+    /// problems and sampling seed as every later evaluation: the accuracy RL starts from.
+    /// Default false.
+    pub at_start: bool,
 }
 
 impl Default for EvalConfig {
@@ -50,12 +54,13 @@ impl Default for EvalConfig {
             temperature: 1.0,
             top_p: 1.0,
             max_problems: 0,
+            at_start: false,
         }
     }
 }
 
 /// Evaluation result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalResult {
     /// Problems evaluated.
     pub problems: usize,
@@ -72,7 +77,7 @@ pub struct EvalResult {
 }
 
 /// The scores of one data source's problems.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SourceScores {
     /// Problems of this source evaluated.
     pub problems: usize,

@@ -1,6 +1,6 @@
 //! `trainer`: fine-tune a causal LM with verifier rewards.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -10,11 +10,15 @@ use trainer::config::TrainConfig;
 use trainer::device::ComputeDevice;
 use trainer::reward::{EmbeddedVerifier, spawn_embedded_verifier};
 use trainer::store::Store;
-use trainer::train::{self, RunOptions, StoreTarget};
+use trainer::train::{self, RunOptions, RunSummary, StoreTarget};
 
 /// GRPO/STEER trainer with verifiable rewards.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    after_help = "Examples:\n  trainer demo\n  trainer audit runs --database-url sqlite://runs/demo/rollouts.sqlite"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,17 +27,16 @@ struct Cli {
 /// Where a run keeps its files, stores rollouts and gets rewards.
 #[derive(Debug, clap::Args)]
 struct RunArgs {
-    /// Run directory: checkpoint, store journal, metrics.jsonl, the final model, and the SQLite
-    /// store by default (default `runs/demo` for `demo`, `runs/train` for `train`).
+    /// Run directory: checkpoint, store journal, metrics.jsonl, eval.jsonl, curves.png, the
+    /// final model, and the SQLite store by default (default `runs/demo` for `demo`,
+    /// `runs/train` for `train`).
     #[arg(long)]
     run_dir: Option<PathBuf>,
     /// `postgres://…` or `sqlite://PATH`; default `sqlite://RUN_DIR/rollouts.sqlite`.
     #[arg(long, env = "TRAINER_DATABASE_URL")]
     database_url: Option<String>,
-    /// Verifier base URL, or several separated by commas (requests are spread over them);
-    /// without it a verifier is started in-process on loopback.
-    #[arg(long, env = "TRAINER_VERIFIER_URL")]
-    verifier_url: Option<String>,
+    #[command(flatten)]
+    verifier: VerifierArgs,
     /// Seconds an unreachable or overloaded verifier is waited for (retries with backoff up to
     /// 5 s apart) before the run fails.
     #[arg(long, default_value_t = train::DEFAULT_VERIFIER_PATIENCE.as_secs())]
@@ -44,12 +47,26 @@ struct RunArgs {
     resume: bool,
 }
 
+/// The verifier a command grades with.
+#[derive(Debug, clap::Args)]
+struct VerifierArgs {
+    /// Verifier base URL, or several separated by commas (requests are spread over them);
+    /// without it a verifier is started in-process on loopback.
+    #[arg(long, env = "TRAINER_VERIFIER_URL")]
+    verifier_url: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The whole loop on the built-in addition task and a tiny random-init model, in about a
-    /// minute on 2 CPU cores: format warm-up, then RL with rewards from the verifier over HTTP.
+    /// The main job: a tiny random-init model learns the built-in task from the verifier's
+    /// rewards alone (format warm-up, then RL), on 2 CPU cores in a couple of minutes. Prints
+    /// held-out accuracy and token entropy before and after, where the rollouts are and how to
+    /// audit them, and writes the run's curves to RUN_DIR/curves.png.
+    #[command(
+        after_help = "Examples:\n  trainer demo\n  trainer demo --seed 2 --method grpo --run-dir runs/grpo-2"
+    )]
     Demo {
-        /// RL steps (default: the embedded config's 100).
+        /// RL steps (default: the embedded config's).
         #[arg(long)]
         steps: Option<usize>,
         /// Policy loss (default: the embedded config's `steer`).
@@ -58,11 +75,18 @@ enum Command {
         /// RL learning rate (default: the embedded config's).
         #[arg(long)]
         lr: Option<f64>,
+        /// Seed of every random choice: initial weights, warm-up data, prompts, samples (default:
+        /// the embedded config's 0).
+        #[arg(long)]
+        seed: Option<u64>,
         #[command(flatten)]
         run: RunArgs,
     },
     /// Train with a TOML config (see `trainer/configs/`). Unknown keys are an error; the resolved
     /// config is stored with the run.
+    #[command(
+        after_help = "Example:\n  trainer train --config trainer/configs/tiny-cpu.toml --method steer --steps 10 --run-dir runs/t1"
+    )]
     Train {
         /// The config file.
         #[arg(long)]
@@ -73,6 +97,9 @@ enum Command {
         /// Override the number of RL steps.
         #[arg(long)]
         steps: Option<usize>,
+        /// Override the config's seed.
+        #[arg(long)]
+        seed: Option<u64>,
         /// Compute device: `cuda` needs a binary built with `--features cuda`
         /// (`scripts/build-cuda.sh`) and never falls back to the CPU.
         #[arg(long, value_enum, default_value_t = ComputeDevice::Cpu)]
@@ -82,8 +109,11 @@ enum Command {
     },
     /// Measure how well STEER's estimate (and the covariance estimate) predict the entropy
     /// change of one SGD step, against the exact first-order change and the realised one.
-    /// Writes `OUT/report.md` (Pearson, Spearman, MSE overall and per quadrant) and
-    /// `OUT/points.csv`.
+    /// Writes `OUT/report.md` (Pearson, Spearman, MSE overall and per quadrant),
+    /// `OUT/points.csv` and `OUT/scatter.png`.
+    #[command(
+        after_help = "Example:\n  trainer entropy-probe --config trainer/configs/demo.toml --lr 1e-3 --samples 8 --out runs/probe"
+    )]
     EntropyProbe {
         /// The config file (model, task, sampling, seed).
         #[arg(long)]
@@ -104,17 +134,21 @@ enum Command {
         /// Output directory.
         #[arg(long, default_value = "runs/entropy-probe")]
         out: PathBuf,
-        /// Verifier base URL; without it one is started in-process on loopback.
-        #[arg(long, env = "TRAINER_VERIFIER_URL")]
-        verifier_url: Option<String>,
+        #[command(flatten)]
+        verifier: VerifierArgs,
     },
-    /// The same task, seed and budget for several methods, one after the other; writes
-    /// `OUT/compare.md` (reward, held-out avg@k and pass@k, final entropy, entropy half-life),
-    /// `OUT/curves.csv`, and each method's run directory `OUT/METHOD`.
+    /// Several methods on the same task and budget, each over the same seeds, one run after
+    /// the other. Writes `OUT/compare.md` (every figure's mean and 95 % interval over the
+    /// seeds: held-out accuracy before and after, pass@k, reward, entropy, its half-life, run
+    /// time), `OUT/compare.json`, `OUT/curves.csv`, `OUT/curves.png` (mean curves with 95 %
+    /// bands) and each run's directory `OUT/METHOD/seed-S`.
+    #[command(
+        after_help = "Examples:\n  trainer compare --seeds 5\n  trainer compare --config trainer/configs/tiny-cpu.toml --methods grpo,steer --steps 20 --out runs/compare-tiny"
+    )]
     Compare {
-        /// The config file.
+        /// The config file (default: the demo's embedded config).
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
         /// Methods, comma-separated.
         #[arg(
             long,
@@ -123,18 +157,26 @@ enum Command {
             default_value = "grpo,steer,clip-cov,entropy-bonus"
         )]
         methods: Vec<Method>,
-        /// RL steps per method (default: the config's).
+        /// Seeds per method: the config's seed and the ones after it.
+        #[arg(long, default_value_t = 1)]
+        seeds: u64,
+        /// The first seed (default: the config's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// RL steps per run (default: the config's).
         #[arg(long)]
         steps: Option<usize>,
         /// Output directory.
         #[arg(long, default_value = "runs/compare")]
         out: PathBuf,
-        /// Verifier base URL; without it one is started in-process on loopback.
-        #[arg(long, env = "TRAINER_VERIFIER_URL")]
-        verifier_url: Option<String>,
+        #[command(flatten)]
+        verifier: VerifierArgs,
     },
     /// Draw reward, entropy and response-length curves of one or more run directories (their
     /// `metrics.jsonl`) into one PNG.
+    #[command(
+        after_help = "Example:\n  trainer plot runs/compare/grpo runs/compare/steer --out runs/compare/both.png"
+    )]
     Plot {
         /// Run directories.
         #[arg(required = true)]
@@ -144,10 +186,14 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Question the rollout store: what was the model rewarded for?
+    #[command(
+        after_help = "Examples:\n  trainer audit runs\n  trainer audit summary --run RUN --database-url postgres://root@127.0.0.1/test"
+    )]
     Audit {
-        /// `postgres://…` or `sqlite://PATH`.
+        /// `postgres://…` or `sqlite://PATH`; before or after the audit subcommand.
         #[arg(
             long,
+            global = true,
             env = "TRAINER_DATABASE_URL",
             default_value = "sqlite://runs/demo/rollouts.sqlite"
         )]
@@ -163,9 +209,9 @@ enum Command {
 /// The given verifier URL(s), or a verifier started in-process (kept alive by the guard).
 fn verifier_or_embedded(
     rt: &tokio::runtime::Runtime,
-    url: Option<String>,
+    args: VerifierArgs,
 ) -> Result<(String, Option<EmbeddedVerifier>)> {
-    Ok(match url {
+    Ok(match args.verifier_url {
         Some(url) => (url, None),
         None => {
             let v = rt
@@ -176,19 +222,20 @@ fn verifier_or_embedded(
     })
 }
 
-/// Runs training on its own thread (it blocks on the runtime for HTTP and SQL) and prints a
-/// summary.
+/// Runs training on its own thread (it blocks on the runtime for HTTP and SQL); returns the
+/// summary and the run directory.
 fn run_training(
     cfg: &TrainConfig,
     run: RunArgs,
     default_dir: &str,
     device: ComputeDevice,
-) -> Result<()> {
+) -> Result<(RunSummary, PathBuf)> {
     cfg.validate()?;
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-    let (verifier_url, _embedded) = verifier_or_embedded(&rt, run.verifier_url)?;
+    let (verifier_url, _embedded) = verifier_or_embedded(&rt, run.verifier)?;
+    let run_dir = run.run_dir.unwrap_or_else(|| PathBuf::from(default_dir));
     let opts = RunOptions {
-        run_dir: run.run_dir.unwrap_or_else(|| PathBuf::from(default_dir)),
+        run_dir: run_dir.clone(),
         store: run
             .database_url
             .map_or(StoreTarget::RunDirSqlite, StoreTarget::Url),
@@ -201,13 +248,68 @@ fn run_training(
     let handle = rt.handle().clone();
     let summary = std::thread::scope(|s| s.spawn(|| train::run(cfg, &opts, &handle)).join())
         .map_err(|_| anyhow::anyhow!("training thread panicked"))??;
-    let first = summary.history.first().map_or(0.0, |m| m.accuracy);
-    let last = summary.history.last().map_or(0.0, |m| m.accuracy);
+    Ok((summary, run_dir))
+}
+
+/// How to invoke this program again: `cargo run -p trainer --` when cargo started it, else
+/// the path it was started by.
+fn this_program() -> String {
+    if std::env::var("CARGO_PKG_NAME").is_ok_and(|n| n == "trainer") {
+        "cargo run -p trainer --".into()
+    } else {
+        std::env::args().next().unwrap_or_else(|| "trainer".into())
+    }
+}
+
+/// Draws the run's curves into `RUN_DIR/curves.png` and prints the closing lines: what the
+/// run learned (held-out accuracy and token entropy, first → last), where its rollouts are and
+/// the commands that show them, and the figure's path.
+fn print_outcome(summary: &RunSummary, run_dir: &Path) {
+    let curves = run_dir.join("curves.png");
+    // The run is done and stored: a figure that cannot be drawn is reported, not fatal.
+    let drawn = trainer::plot::plot_run(run_dir, &curves)
+        .map_err(|e| eprintln!("warning: drawing {}: {e}", curves.display()))
+        .is_ok();
+    if let (Some((0, first)), Some((n, last))) = (summary.evals.first(), summary.evals.last())
+        && *n > 0
+    {
+        let what = if summary.eval_held_out {
+            "held-out accuracy"
+        } else {
+            "accuracy on the training problems"
+        };
+        println!(
+            "{what} {:.3} → {:.3}  (avg@{} over {} problems, before the first RL step and after step {n})",
+            first.avg_at_k, last.avg_at_k, last.k, last.problems
+        );
+    }
+    if let (Some(first), Some(last)) = (summary.history.first(), summary.history.last()) {
+        println!(
+            "token entropy {:.4} → {:.4} nats  (steps {} and {})",
+            first.entropy,
+            last.entropy,
+            first.step + 1,
+            last.step + 1
+        );
+    }
     println!(
-        "done: run {} wrote {} rollouts to {} (accuracy {first:.3} → {last:.3})",
+        "done: run {} wrote {} rollouts to {}",
         summary.run_id, summary.rollouts_written, summary.database_url
     );
-    Ok(())
+    let program = this_program();
+    let db = &summary.database_url;
+    println!("look at them:");
+    println!("  {program} audit runs --database-url {db}");
+    println!(
+        "  {program} audit summary --run {} --database-url {db}",
+        summary.run_id
+    );
+    if drawn {
+        println!(
+            "curves (reward, held-out accuracy, entropy): {}",
+            curves.display()
+        );
+    }
 }
 
 fn read_config(path: &PathBuf) -> Result<TrainConfig> {
@@ -228,6 +330,7 @@ fn main() -> Result<()> {
             steps,
             method,
             lr,
+            seed,
             run,
         } => {
             let mut cfg = TrainConfig::demo();
@@ -240,12 +343,18 @@ fn main() -> Result<()> {
             if let Some(m) = method {
                 cfg.algo.method = m;
             }
-            run_training(&cfg, run, "runs/demo", ComputeDevice::Cpu)
+            if let Some(s) = seed {
+                cfg.seed = s;
+            }
+            let (summary, dir) = run_training(&cfg, run, "runs/demo", ComputeDevice::Cpu)?;
+            print_outcome(&summary, &dir);
+            Ok(())
         }
         Command::Train {
             config,
             method,
             steps,
+            seed,
             device,
             run,
         } => {
@@ -257,7 +366,12 @@ fn main() -> Result<()> {
             if let Some(s) = steps {
                 cfg.steps = s;
             }
-            run_training(&cfg, run, "runs/train", device)
+            if let Some(s) = seed {
+                cfg.seed = s;
+            }
+            let (summary, dir) = run_training(&cfg, run, "runs/train", device)?;
+            print_outcome(&summary, &dir);
+            Ok(())
         }
         Command::EntropyProbe {
             config,
@@ -266,12 +380,12 @@ fn main() -> Result<()> {
             max_first_order,
             micro_batch,
             out,
-            verifier_url,
+            verifier,
         } => {
             let cfg = read_config(&config)?;
             let micro_rows = micro_batch.unwrap_or(cfg.algo.micro_batch_size);
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-            let (verifier_url, _embedded) = verifier_or_embedded(&rt, verifier_url)?;
+            let (verifier_url, _embedded) = verifier_or_embedded(&rt, verifier)?;
             let opts = trainer::probe::ProbeOptions {
                 lr,
                 prompts: samples,
@@ -296,46 +410,70 @@ fn main() -> Result<()> {
         Command::Compare {
             config,
             methods,
+            seeds,
+            seed,
             steps,
             out,
-            verifier_url,
+            verifier,
         } => {
-            let mut cfg = read_config(&config)?;
+            let mut cfg = match &config {
+                Some(path) => read_config(path)?,
+                None => TrainConfig::demo(),
+            };
             if let Some(s) = steps {
                 cfg.steps = s;
             }
+            anyhow::ensure!(seeds >= 1, "--seeds must be at least 1");
+            let first_seed = seed.unwrap_or(cfg.seed);
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-            let (verifier_url, _embedded) = verifier_or_embedded(&rt, verifier_url)?;
+            let (verifier_url, _embedded) = verifier_or_embedded(&rt, verifier)?;
             let handle = rt.handle().clone();
             let mut runs = Vec::new();
             for m in methods {
-                let mut c = cfg.clone();
-                c.algo.method = m;
-                c.algo.clip = m.default_clip();
-                c.validate()?;
-                let dir = out.join(m.as_str());
-                let _ = std::fs::remove_dir_all(&dir);
-                let opts = RunOptions {
-                    run_dir: dir,
-                    store: StoreTarget::RunDirSqlite,
-                    verifier_url: verifier_url.clone(),
-                    verifier_patience: train::DEFAULT_VERIFIER_PATIENCE,
-                    resume: false,
-                    progress: false,
-                    device: ComputeDevice::Cpu,
-                };
-                println!("running {} for {} steps", m.as_str(), c.steps);
-                let summary =
-                    std::thread::scope(|s| s.spawn(|| train::run(&c, &opts, &handle)).join())
-                        .map_err(|_| anyhow::anyhow!("training thread panicked"))??;
-                runs.push((m, summary));
+                for s in first_seed..first_seed + seeds {
+                    let mut c = cfg.clone();
+                    c.algo.method = m;
+                    c.algo.clip = m.default_clip();
+                    c.seed = s;
+                    c.validate()?;
+                    let dir = out.join(m.as_str()).join(format!("seed-{s}"));
+                    let opts = RunOptions {
+                        run_dir: dir,
+                        store: StoreTarget::RunDirSqlite,
+                        verifier_url: verifier_url.clone(),
+                        verifier_patience: train::DEFAULT_VERIFIER_PATIENCE,
+                        resume: false,
+                        progress: false,
+                        device: ComputeDevice::Cpu,
+                    };
+                    let t = std::time::Instant::now();
+                    let summary =
+                        std::thread::scope(|sc| sc.spawn(|| train::run(&c, &opts, &handle)).join())
+                            .map_err(|_| anyhow::anyhow!("training thread panicked"))??;
+                    let run = trainer::compare::SeedRun {
+                        method: m,
+                        seed: s,
+                        summary,
+                        seconds: t.elapsed().as_secs_f64(),
+                    };
+                    let f = trainer::compare::figures(&run);
+                    println!(
+                        "{} seed {s}: {} steps in {:.0} s, held-out accuracy {:.3} → {:.3}, entropy {:.4} → {:.4}",
+                        m.as_str(),
+                        c.steps,
+                        run.seconds,
+                        f.eval_start,
+                        f.eval_end,
+                        f.entropy_first,
+                        f.entropy_last
+                    );
+                    runs.push(run);
+                }
             }
-            let md = trainer::compare::write_report(&out, &runs, cfg.steps, cfg.seed)?;
-            let dirs: Vec<PathBuf> = runs.iter().map(|(m, _)| out.join(m.as_str())).collect();
-            trainer::plot::plot_runs(&dirs, &out.join("curves.png"))?;
-            print!("{md}");
+            let md = trainer::compare::write_report(&out, &runs, cfg.steps)?;
+            print!("\n{md}");
             println!(
-                "\nwrote {}/compare.md, curves.csv and curves.png",
+                "\nwrote {0}/compare.md, {0}/compare.json, {0}/curves.csv and {0}/curves.png",
                 out.display()
             );
             Ok(())
@@ -361,6 +499,81 @@ fn main() -> Result<()> {
                 store.close().await;
                 Ok(result?)
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every (sub)command, with its path of names from `trainer`.
+    fn all_commands() -> Vec<(String, clap::Command)> {
+        let mut out = Vec::new();
+        let mut stack = vec![("trainer".to_string(), Cli::command())];
+        while let Some((path, cmd)) = stack.pop() {
+            for sub in cmd.get_subcommands() {
+                stack.push((format!("{path} {}", sub.get_name()), sub.clone()));
+            }
+            out.push((path, cmd));
+        }
+        out
+    }
+
+    /// Every subcommand's `--help` ends with an example, and every example parses.
+    #[test]
+    fn every_help_has_an_example_that_parses() {
+        Cli::command().debug_assert();
+        for (path, mut cmd) in all_commands() {
+            if path.ends_with(" help") {
+                continue;
+            }
+            let help = cmd.render_long_help().to_string();
+            let examples: Vec<&str> = help
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with("trainer "))
+                .collect();
+            assert!(
+                help.contains("Example") && !examples.is_empty(),
+                "`{path} --help` shows no example:\n{help}"
+            );
+            for ex in examples {
+                let words: Vec<&str> = ex.split_whitespace().collect();
+                if let Err(e) = Cli::try_parse_from(&words) {
+                    panic!("`{path} --help` example `{ex}` does not parse: {e}");
+                }
+                assert!(
+                    ex.starts_with(&path) || path == "trainer",
+                    "`{path} --help` shows an example of another command: {ex}"
+                );
+            }
+        }
+    }
+
+    /// Flags shared by a command group work before and after its subcommand.
+    #[test]
+    fn audit_flags_go_before_or_after_the_subcommand() {
+        for args in [
+            &["trainer", "audit", "runs", "--database-url", "sqlite://x"][..],
+            &["trainer", "audit", "--database-url", "sqlite://x", "runs"][..],
+            &[
+                "trainer",
+                "audit",
+                "summary",
+                "--run",
+                "r",
+                "--json",
+                "--database-url",
+                "sqlite://x",
+            ][..],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let Command::Audit { database_url, .. } = cli.command else {
+                panic!("{args:?} is not audit");
+            };
+            assert_eq!(database_url, "sqlite://x", "{args:?}");
         }
     }
 }

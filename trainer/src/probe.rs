@@ -454,6 +454,7 @@ pub fn scatter_panels(points: &[ProbePoint]) -> Vec<crate::plot::Panel> {
             series: vec![crate::plot::Series {
                 label: (*name).to_string(),
                 points: points.iter().map(|p| (f(p), p.realised)).collect(),
+                band: vec![],
             }],
         })
         .collect()

@@ -126,6 +126,8 @@ pub struct RunSummary {
     pub rollouts_written: usize,
     /// The store URL used.
     pub database_url: String,
+    /// Whether evaluation used held-out problems, never trained on.
+    pub eval_held_out: bool,
 }
 
 /// How long the end of a run waits for the store to drain before leaving the rest in the
@@ -245,15 +247,31 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
         },
     };
     let metrics_path = opts.run_dir.join(METRICS_FILE);
+    let mut evals = Vec::new();
     if resumed.is_some() {
-        keep_metrics_before(&metrics_path, first_step)?;
+        keep_lines(&metrics_path, |step| step < first_step)?;
+        // Evaluations up to the resumed step stay; the one after it may be redone.
+        keep_lines(&opts.run_dir.join(EVAL_FILE), |step| step <= first_step)?;
+        evals = read_evals(&opts.run_dir.join(EVAL_FILE))?;
+    } else {
+        // A fresh run owns the directory's per-step files (a rerun there starts them anew).
+        for f in [METRICS_FILE, EVAL_FILE] {
+            match std::fs::remove_file(opts.run_dir.join(f)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        if cfg.eval.at_start {
+            let e = evaluate_now(&ctx, 0, &opts.run_dir)?;
+            say(eval_line(0, &e));
+            evals.push((0, e));
+        }
     }
     let mut metrics_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&metrics_path)?;
     let mut history = Vec::with_capacity(cfg.steps.saturating_sub(first_step));
-    let mut evals = Vec::new();
     let mut rollouts_written = 0usize;
     for step in first_step..cfg.steps {
         let (rows, mut metrics) = step::rl_step(&ctx, &mut opt, &run_id, step)?;
@@ -328,6 +346,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
         history,
         rollouts_written,
         database_url,
+        eval_held_out: task.has_held_out(),
     })
 }
 
@@ -350,14 +369,16 @@ fn open_store(
 /// Evaluation results, one JSON object per line, in the run directory.
 pub const EVAL_FILE: &str = "eval.jsonl";
 
-/// Evaluates the current policy on every problem of the task and appends to `eval.jsonl`.
+/// Evaluates the current policy on the task's evaluation problems and appends to `eval.jsonl`.
+/// Every evaluation of a run draws its samples from the same seed, so two of them differ only
+/// by the policy.
 fn evaluate_now(
     ctx: &StepContext<'_>,
     steps_taken: usize,
     run_dir: &std::path::Path,
 ) -> Result<EvalResult, TrainError> {
     let cfg = ctx.cfg;
-    let seed = step_seed(cfg.seed ^ 0xE7A1, steps_taken);
+    let seed = step_seed(cfg.seed ^ 0xE7A1, 0);
     let policy = eval::Policy {
         model: ctx.frozen_view,
         tok: ctx.tok,
@@ -412,9 +433,34 @@ pub const FINAL_DIR: &str = "final";
 /// Per-step metrics, one JSON object per line, in the run directory.
 pub const METRICS_FILE: &str = "metrics.jsonl";
 
-/// Keeps the lines of `metrics.jsonl` for steps before `next_step` (a resumed run redoes the
-/// others), replacing the file atomically. A missing file is fine.
-fn keep_metrics_before(path: &Path, next_step: usize) -> Result<(), TrainError> {
+/// The evaluations recorded in `eval.jsonl`, with the steps taken before each; none where the
+/// file is missing.
+fn read_evals(path: &Path) -> Result<Vec<(usize, crate::eval::EvalResult)>, TrainError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l)
+                .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
+            let step = v
+                .get("step")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0) as usize;
+            let e = serde_json::from_value(v)
+                .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
+            Ok((step, e))
+        })
+        .collect()
+}
+
+/// Keeps the lines of a per-step JSON Lines file (`metrics.jsonl`, `eval.jsonl`) whose `step`
+/// passes `keep` (a resumed run redoes the others), replacing the file atomically. A missing
+/// file is fine.
+fn keep_lines(path: &Path, keep: impl Fn(usize) -> bool) -> Result<(), TrainError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -426,7 +472,7 @@ fn keep_metrics_before(path: &Path, next_step: usize) -> Result<(), TrainError> 
             .ok()
             .and_then(|v| v.get("step")?.as_u64());
         // A torn last line (no valid JSON) is dropped with the redone steps.
-        if step.is_some_and(|s| (s as usize) < next_step) {
+        if step.is_some_and(|s| keep(s as usize)) {
             kept.push_str(line);
             kept.push('\n');
         }
@@ -486,12 +532,12 @@ mod tests {
             "{\"step\":0}\n{\"step\":1}\n{\"step\":2}\n{\"step\":3}\n{\"step\":4,\"lo",
         )
         .unwrap();
-        keep_metrics_before(&path, 3).unwrap();
+        keep_lines(&path, |s| s < 3).unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "{\"step\":0}\n{\"step\":1}\n{\"step\":2}\n"
         );
-        keep_metrics_before(&dir.join("absent.jsonl"), 3).unwrap();
+        keep_lines(&dir.join("absent.jsonl"), |s| s < 3).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -19,14 +19,21 @@ use table::Align;
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum AuditCommand {
     /// Every run: method, start and end, steps, rollouts, overall accuracy.
+    #[command(
+        after_help = "Example:\n  trainer audit runs --database-url postgres://root@127.0.0.1/test"
+    )]
     Runs,
     /// Per-step reward, accuracy, entropy, loss, length and verdict mix of one run.
+    #[command(after_help = "Example:\n  trainer audit summary --run RUN --json")]
     Summary {
         /// Run id.
         #[arg(long)]
         run: String,
     },
     /// Rollouts of a run, filtered.
+    #[command(
+        after_help = "Example:\n  trainer audit rollouts --run RUN --verdict incorrect --step 0 --limit 20"
+    )]
     Rollouts {
         /// Run id.
         #[arg(long)]
@@ -48,22 +55,27 @@ pub enum AuditCommand {
         limit: i64,
     },
     /// Every sample of one prompt, step by step.
+    #[command(after_help = "Example:\n  trainer audit prompt --run RUN --prompt-id max-3815")]
     Prompt {
         /// Run id.
         #[arg(long)]
         run: String,
-        /// Prompt id (e.g. `add-2-3`).
+        /// Prompt id (e.g. `max-3815` in the demo, `add-2-3` in the addition task).
         #[arg(long)]
         prompt_id: String,
     },
     /// Rollouts worth a second look: reward without an extracted answer, accepted code with
     /// exit hacks, responses far longer than their group, one response rewarded differently.
+    #[command(after_help = "Example:\n  trainer audit suspicious --run RUN")]
     Suspicious {
         /// Run id.
         #[arg(long)]
         run: String,
     },
     /// All rollouts of a run as JSON Lines (to `--out` or standard output) or Parquet.
+    #[command(
+        after_help = "Example:\n  trainer audit export --run RUN --format parquet --out run.parquet"
+    )]
     Export {
         /// Run id.
         #[arg(long)]
@@ -234,16 +246,22 @@ pub async fn run<W: Write>(
         } => {
             let rows = store.rollouts(run, &RolloutFilter::default()).await?;
             match (format, path) {
-                (ExportFormat::Parquet, None) => Err(AuditError::Usage(
-                    "--format parquet needs --out FILE".into(),
-                )),
-                (ExportFormat::Parquet, Some(p)) => Ok(export::write_parquet(&rows, p)?),
-                (ExportFormat::Jsonl, Some(p)) => Ok(export::write_jsonl(
+                (ExportFormat::Parquet, None) => {
+                    return Err(AuditError::Usage(
+                        "--format parquet needs --out FILE".into(),
+                    ));
+                }
+                (ExportFormat::Parquet, Some(p)) => export::write_parquet(&rows, p)?,
+                (ExportFormat::Jsonl, Some(p)) => export::write_jsonl(
                     &rows,
                     &mut std::io::BufWriter::new(std::fs::File::create(p)?),
-                )?),
-                (ExportFormat::Jsonl, None) => Ok(export::write_jsonl(&rows, out)?),
+                )?,
+                (ExportFormat::Jsonl, None) => return Ok(export::write_jsonl(&rows, out)?),
             }
+            // Written to a file: say so on standard output, where the rows would have gone.
+            let p = path.as_deref().unwrap_or(std::path::Path::new("-"));
+            writeln!(out, "wrote {} rollouts to {}", rows.len(), p.display())?;
+            Ok(())
         }
     }
 }

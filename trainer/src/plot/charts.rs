@@ -13,6 +13,9 @@ pub struct Series {
     pub label: String,
     /// Points; non-finite ones are skipped.
     pub points: Vec<(f64, f64)>,
+    /// An interval around the line, `(x, low, high)`, drawn as a translucent band in the
+    /// series' colour (empty: none). Line charts only.
+    pub band: Vec<(f64, f64, f64)>,
 }
 
 /// One chart: a title, axis labels and its series.
@@ -98,9 +101,18 @@ fn draw(panels: &[Panel], size: (u32, u32), scatter: bool) -> Result<Image, Plot
         let root = Canvas(&mut image).into_drawing_area();
         let areas = root.split_evenly((1, panels.len()));
         for (panel, area) in panels.iter().zip(areas.iter()) {
-            let Some(((x0, x1), (y0, y1))) =
-                bounds(panel.series.iter().flat_map(|s| s.points.iter()))
-            else {
+            let band_ends: Vec<(f64, f64)> = panel
+                .series
+                .iter()
+                .flat_map(|s| s.band.iter().flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)]))
+                .collect();
+            let Some(((x0, x1), (y0, y1))) = bounds(
+                panel
+                    .series
+                    .iter()
+                    .flat_map(|s| s.points.iter())
+                    .chain(band_ends.iter()),
+            ) else {
                 return Err(PlotError::NoData(format!("panel {:?}", panel.title)));
             };
             let mut chart = ChartBuilder::on(area)
@@ -136,6 +148,24 @@ fn draw(panels: &[Panel], size: (u32, u32), scatter: bool) -> Result<Image, Plot
             }
             for (i, s) in panel.series.iter().enumerate() {
                 let color = PALETTE[i % PALETTE.len()];
+                let band: Vec<&(f64, f64, f64)> = s
+                    .band
+                    .iter()
+                    .filter(|(x, lo, hi)| x.is_finite() && lo.is_finite() && hi.is_finite())
+                    .collect();
+                if !scatter && band.len() > 1 {
+                    let outline: Vec<(f64, f64)> = band
+                        .iter()
+                        .map(|&&(x, _, hi)| (x, hi))
+                        .chain(band.iter().rev().map(|&&(x, lo, _)| (x, lo)))
+                        .collect();
+                    chart
+                        .draw_series(std::iter::once(Polygon::new(
+                            outline,
+                            color.mix(0.18).filled(),
+                        )))
+                        .map_err(draw_err)?;
+                }
                 let pts = s
                     .points
                     .iter()
@@ -204,6 +234,7 @@ mod tests {
             series: vec![Series {
                 label: "s".into(),
                 points: vec![],
+                band: vec![],
             }],
         };
         assert!(matches!(

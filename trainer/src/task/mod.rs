@@ -1,7 +1,8 @@
 //! Tasks: the built-in addition task, or prompts from a JSON Lines or Parquet file.
 //!
 //! Built-in: a problem is `"{a}+{b}="`; a correct response is `\boxed{a+b}`; the prompt id is
-//! stable (`add-{a}-{b}`), so audits can follow one prompt across steps.
+//! stable (`add-{a}-{b}`), so audits can follow one prompt across steps. The demo's task, the
+//! largest of a few digits with a fixed held-out split, is [`largest`].
 //!
 //! JSON Lines: one object per line in verl's row schema: `prompt` (text, or chat messages
 //! `[{"role", "content"}]`, rendered with their roles through the chat template; their contents
@@ -14,6 +15,7 @@
 //! uncompressed or Snappy-compressed (verl's and Hugging Face's default); other codecs are
 //! refused with the codec's name.
 
+pub mod largest;
 mod parquet_rows;
 
 use rand::Rng;
@@ -73,8 +75,8 @@ impl AdditionTask {
     }
 }
 
-/// The `[task]` table: either `max_operand` (the built-in task) or `dataset` (a JSON Lines
-/// file); exactly one.
+/// The `[task]` table: `max_operand` (built-in addition), `largest` (the demo's built-in
+/// task) or `dataset` (a JSON Lines or Parquet file); exactly one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskConfig {
@@ -85,6 +87,9 @@ pub struct TaskConfig {
     /// `.parquet`, else JSON Lines.
     #[serde(default)]
     pub dataset: Option<std::path::PathBuf>,
+    /// The largest of `digits` distinct digits, with its own held-out split (`[task.largest]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub largest: Option<largest::LargestDigitTask>,
     /// Held-out problems for evaluation (a file in the same schema and formats); absent, the
     /// default: evaluation draws on the training problems.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,9 +104,12 @@ pub struct TaskConfig {
 /// Task loading failures.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
-    /// Neither or both of `max_operand` and `dataset`.
-    #[error("[task] needs exactly one of max_operand and dataset")]
+    /// Not exactly one of `max_operand`, `largest` and `dataset`.
+    #[error("[task] needs exactly one of max_operand, largest and dataset")]
     Ambiguous,
+    /// A task setting out of range.
+    #[error("{0}")]
+    Invalid(String),
     /// The file could not be read.
     #[error("{path}: {source}")]
     Io {
@@ -141,24 +149,42 @@ pub struct Task {
     problems: Vec<Problem>,
     /// Held-out evaluation problems (`eval_dataset`), if any.
     eval_problems: Option<Vec<Problem>>,
-    /// Answers offered by the format warm-up (the built-in task's sum range, else the
-    /// dataset's answers).
-    answers: Vec<String>,
+    /// What the format warm-up answers with.
+    warmup_answers: WarmupAnswers,
+}
+
+/// The answers the format warm-up writes into `\boxed{}`: never chosen to be right.
+#[derive(Debug, Clone)]
+enum WarmupAnswers {
+    /// Any of these, whatever the prompt (the addition task's sum range, a dataset's answers).
+    Any(Vec<String>),
+    /// One of the problem's own candidates (index-aligned with the training problems).
+    PerProblem(Vec<Vec<String>>),
 }
 
 impl TaskConfig {
     /// Loads the task.
     pub fn load(&self) -> Result<Task, TaskError> {
-        let mut task = match (self.max_operand, &self.dataset) {
-            (Some(n), None) => {
+        let mut task = match (self.max_operand, self.largest, &self.dataset) {
+            (Some(n), None, None) => {
                 let t = AdditionTask { max_operand: n };
                 Task {
                     problems: t.problems(),
                     eval_problems: None,
-                    answers: (0..=2 * n).map(|v| v.to_string()).collect(),
+                    warmup_answers: WarmupAnswers::Any(
+                        (0..=2 * n).map(|v| v.to_string()).collect(),
+                    ),
                 }
             }
-            (None, Some(path)) => load_file(path)?,
+            (None, Some(t), None) => {
+                let split = t.split()?;
+                Task {
+                    problems: split.train,
+                    eval_problems: Some(split.held_out),
+                    warmup_answers: WarmupAnswers::PerProblem(split.candidates),
+                }
+            }
+            (None, None, Some(path)) => load_file(path)?,
             _ => return Err(TaskError::Ambiguous),
         };
         if let Some(path) = &self.eval_dataset {
@@ -219,7 +245,7 @@ fn load_file(path: &std::path::Path) -> Result<Task, TaskError> {
     Ok(Task {
         problems,
         eval_problems: None,
-        answers,
+        warmup_answers: WarmupAnswers::Any(answers),
     })
 }
 
@@ -285,6 +311,12 @@ impl Task {
         self.eval_problems.as_deref().unwrap_or(&self.problems)
     }
 
+    /// Whether evaluation has its own problems (`eval_dataset`, the largest-digit task's
+    /// held-out lists), apart from the training problems.
+    pub fn has_held_out(&self) -> bool {
+        self.eval_problems.is_some()
+    }
+
     /// Draws `n` distinct problems (or all of them if there are fewer).
     pub fn sample<R: Rng>(&self, rng: &mut R, n: usize) -> Vec<Problem> {
         self.problems
@@ -293,12 +325,18 @@ impl Task {
             .collect()
     }
 
-    /// A prompt with a response in the `\boxed{…}` format carrying an answer drawn from the
-    /// task's answers independently of the prompt: format warm-up data.
+    /// A training prompt with a response in the `\boxed{…}` format carrying an answer drawn
+    /// at random, not chosen to be right: from the task's answers independently of the prompt,
+    /// or from the prompt's own candidates where the task has them. Format warm-up data; it
+    /// never shows a held-out problem.
     pub fn format_example<R: Rng>(&self, rng: &mut R) -> (String, String) {
-        let p = &self.problems[rng.random_range(0..self.problems.len())];
-        let a = &self.answers[rng.random_range(0..self.answers.len())];
-        (p.prompt.clone(), format!("\\boxed{{{a}}}"))
+        let i = rng.random_range(0..self.problems.len());
+        let answers = match &self.warmup_answers {
+            WarmupAnswers::Any(a) => a,
+            WarmupAnswers::PerProblem(c) => &c[i],
+        };
+        let a = &answers[rng.random_range(0..answers.len())];
+        (self.problems[i].prompt.clone(), format!("\\boxed{{{a}}}"))
     }
 }
 
@@ -326,6 +364,7 @@ mod tests {
         let loaded = TaskConfig {
             max_operand: Some(3),
             dataset: None,
+            largest: None,
             eval_dataset: None,
             grading: None,
         }
@@ -356,6 +395,7 @@ mod tests {
         let t = TaskConfig {
             max_operand: None,
             dataset: Some(path.clone()),
+            largest: None,
             eval_dataset: None,
             grading: None,
         }
@@ -385,6 +425,7 @@ mod tests {
         let err = TaskConfig {
             max_operand: None,
             dataset: Some(path.clone()),
+            largest: None,
             eval_dataset: None,
             grading: None,
         }
@@ -399,6 +440,7 @@ mod tests {
             TaskConfig {
                 max_operand: Some(2),
                 dataset: Some(path.clone()),
+                largest: None,
                 eval_dataset: None,
                 grading: None,
             }
@@ -410,6 +452,7 @@ mod tests {
         let mut cfg = TaskConfig {
             max_operand: Some(2),
             dataset: None,
+            largest: None,
             eval_dataset: Some(path.clone()),
             grading: None,
         };
@@ -499,6 +542,7 @@ mod tests {
         let cfg = TaskConfig {
             max_operand: None,
             dataset: Some(path.clone()),
+            largest: None,
             eval_dataset: Some(path.clone()),
             grading: None,
         };
