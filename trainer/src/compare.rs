@@ -74,8 +74,11 @@ pub fn figures(run: &SeedRun) -> RunFigures {
     }
 }
 
+/// How a column reads its figure from a run.
+type FigureOf = fn(&RunFigures) -> f64;
+
 /// The columns of the summary table: name, and how to read the figure from a run.
-const COLUMNS: [(&str, fn(&RunFigures) -> f64); 8] = [
+const COLUMNS: [(&str, FigureOf); 8] = [
     ("held-out acc. before RL", |f| f.eval_start),
     ("held-out acc. after", |f| f.eval_end),
     ("pass@k after", |f| f.pass_end),
