@@ -108,9 +108,10 @@ async fn grpo_run_defaults_to_sqlite_in_the_run_dir() {
         Some(trainer::model::hf::read_config(&run_dir.join(train::FINAL_DIR)).unwrap()),
         cfg.model
     );
-    // The final evaluation: every problem of the task, k samples each, also in eval.jsonl.
+    // The final evaluation: every evaluation problem of the task (the demo's held-out lists),
+    // k samples each, also in eval.jsonl.
     let (steps_taken, e) = summary.evals.last().cloned().unwrap();
-    let n_problems = cfg.task.load().unwrap().problems().len();
+    let n_problems = cfg.task.load().unwrap().eval_problems().len();
     assert_eq!(
         (steps_taken, e.problems, e.k),
         (cfg.steps, n_problems, cfg.eval.k)
@@ -221,6 +222,9 @@ async fn resumed_run_repeats_the_uninterrupted_run_exactly() {
     let verifier = spawn_embedded_verifier().await.unwrap();
     let mut cfg = small_config(Method::Steer);
     cfg.steps = 4;
+    // The first half below is a 2-step run; a rate schedule over the run's total steps would
+    // differ between the two, so the rate is constant here.
+    cfg.schedule = trainer::optim::LrSchedule::default();
     let base = std::env::temp_dir().join(format!("e2e-resume-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     let opts = |dir: &str, resume: bool| RunOptions {

@@ -349,7 +349,7 @@ mod tests {
         // Both sources, or neither: refused.
         let both = format!(
             "{smol}\n[model]\n{}",
-            &DEMO_TOML[DEMO_TOML.find("[model]").unwrap() + 7..DEMO_TOML.find("[task]").unwrap()]
+            &DEMO_TOML[DEMO_TOML.find("[model]").unwrap() + 7..DEMO_TOML.find("[task").unwrap()]
         );
         let e = TrainConfig::from_toml(&both).unwrap_err().to_string();
         assert!(e.contains("exactly one of [model] and [pretrained]"), "{e}");
