@@ -8,8 +8,9 @@
 //!
 //! Rows: a trivial C program, `python3 -S -c pass`, `python3 -c pass` and a 10^6-term sum,
 //! each run sequentially `RUNS` times (median, p90 and max milliseconds per run); then the
-//! wasm module load (cold compile vs the on-disk cache) and the throughput of trivial Python
-//! I/O tests judged end to end on both backends with 2 workers. bubblewrap runs with
+//! wasm module load (cold compile vs the on-disk cache) and streams of trivial Python tests
+//! (I/O and assert) judged end to end on both backends beside the same stream of bare
+//! `python3 -B` runs, 2 at once on every side, with the cost ratio. bubblewrap runs with
 //! `--unshare-all` and a tmpfs root like ours but with no cgroup, rlimits or seccomp.
 
 use std::path::PathBuf;
@@ -294,49 +295,137 @@ fn main() {
     }
 }
 
-/// Trivial Python I/O tests judged end to end (compare included), 2 workers, per backend.
+/// Tests in each throughput stream.
+const STREAM: usize = 200;
+/// Workers of every throughput stream, bare and sandboxed alike.
+const WORKERS: usize = 2;
+
+/// Runs `STREAM` jobs on `WORKERS` threads; seconds taken and jobs that passed.
+fn stream(job: impl Fn(usize) -> bool + Sync) -> (f64, usize) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let ok = std::sync::atomic::AtomicUsize::new(0);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..WORKERS {
+            s.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if k >= STREAM {
+                        break;
+                    }
+                    if job(k) {
+                        ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    (t.elapsed().as_secs_f64(), ok.into_inner())
+}
+
+/// Bare `python3 -B FILE` on `stdin`, its stdout compared with `expected` here.
+fn bare_python(file: &str, stdin: &str, expected: &str) -> bool {
+    use std::io::Write;
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-B", file])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn python3");
+    let _ = child.stdin.take().map(|mut w| w.write_all(stdin.as_bytes()));
+    let out = child.wait_with_output().expect("python3");
+    out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == expected
+}
+
+/// Streams of trivial Python tests, bare and judged end to end (compare included) on each
+/// backend, `WORKERS` at once on every side: I/O tests (`print(int(input()) + 1)`) and assert
+/// tests (`assert inc(k) == k + 1`, bare: the source and the assert in one file). The cost is
+/// sandboxed time over bare time for the same number of tests.
 #[cfg(feature = "wasm")]
 fn throughput(ns: Option<NsSandbox>, wasm: Option<verifier::sandbox::wasm::WasmSandbox>) {
     use protocol::CodeItem;
     use verifier::judge::Judge;
     let Some(ns) = ns else { return };
+    let has_wasm = wasm.is_some();
     let judge = match wasm {
         Some(w) => Judge::new(Ok(ns)).with_wasm(Ok(w)),
         None => Judge::new(Ok(ns)),
     };
-    for backend in ["ns", "wasm"] {
-        let items: Vec<CodeItem> = (0..200)
-            .map(|k| {
-                serde_json::from_value(serde_json::json!({
-                    "language": "python", "backend": backend,
-                    "source_code": "print(int(input()) + 1)\n",
-                    "tests": [{"stdin": format!("{k}"), "expected_stdout": format!("{}", k + 1)}],
-                }))
-                .expect("item")
-            })
-            .collect();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let ok = std::sync::atomic::AtomicUsize::new(0);
-        let t = Instant::now();
-        std::thread::scope(|s| {
-            for _ in 0..2 {
-                s.spawn(|| {
-                    while let Some(item) =
-                        items.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-                    {
-                        if judge.judge(item).verdict == protocol::CodeVerdict::Accepted {
-                            ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        }
-                    }
-                });
-            }
-        });
-        let secs = t.elapsed().as_secs_f64();
+    let io_src = "print(int(input()) + 1)\n";
+    let fn_src = "def inc(x):\n    return x + 1\n";
+    let dir = std::env::temp_dir().join(format!("rlvr-stream-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("stream dir");
+    let io_file = dir.join("io.py");
+    std::fs::write(&io_file, io_src).expect("write io.py");
+    let io_file = io_file.display().to_string();
+    let assert_files: Vec<String> = (0..STREAM)
+        .map(|k| {
+            let f = dir.join(format!("assert_{k}.py"));
+            std::fs::write(&f, format!("{fn_src}\nassert inc({k}) == {}\n", k + 1))
+                .expect("write assert file");
+            f.display().to_string()
+        })
+        .collect();
+    let item = |backend: &str, k: usize, assert: bool| -> CodeItem {
+        let (src, test) = if assert {
+            (
+                fn_src,
+                serde_json::json!({"assert_code": format!("assert inc({k}) == {}", k + 1)}),
+            )
+        } else {
+            (
+                io_src,
+                serde_json::json!({"stdin": format!("{k}"), "expected_stdout": format!("{}", k + 1)}),
+            )
+        };
+        serde_json::from_value(serde_json::json!({
+            "language": "python", "backend": backend, "source_code": src, "tests": [test],
+        }))
+        .expect("item")
+    };
+    let (judge, item) = (&judge, &item);
+    let judged = |backend: &'static str, assert: bool| {
+        move |k: usize| {
+            judge.judge(&item(backend, k, assert)).verdict == protocol::CodeVerdict::Accepted
+        }
+    };
+    let mut rows: Vec<(String, f64, usize)> = Vec::new();
+    let mut run = |name: &str, r: (f64, usize)| rows.push((name.to_owned(), r.0, r.1));
+    // Bare first and last, so a drifting machine load shows up in the table.
+    let bare_io = stream(|k| bare_python(&io_file, &format!("{k}"), &format!("{}", k + 1)));
+    run("I/O | bare python3 -B", bare_io);
+    run("I/O | ns", stream(judged("ns", false)));
+    if has_wasm {
+        run("I/O | wasm", stream(judged("wasm", false)));
+    }
+    run(
+        "assert | bare python3 -B",
+        stream(|k| bare_python(&assert_files[k], "", "")),
+    );
+    run("assert | ns", stream(judged("ns", true)));
+    if has_wasm {
+        run("assert | wasm", stream(judged("wasm", true)));
+    }
+    run(
+        "I/O | bare python3 -B (again)",
+        stream(|k| bare_python(&io_file, &format!("{k}"), &format!("{}", k + 1))),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("\n{STREAM} trivial Python tests per stream, {WORKERS} at once on every side\n");
+    println!("| tests | runner | passed | seconds | tests/s | cost vs bare |");
+    println!("|---|---|---|---|---|---|");
+    let bare_of = |kind: &str| {
+        rows.iter()
+            .find(|r| r.0.starts_with(kind) && r.0.contains("bare"))
+            .map_or(f64::NAN, |r| r.1)
+    };
+    for (name, secs, ok) in &rows {
+        let (kind, runner) = name.split_once(" | ").unwrap_or((name, ""));
         println!(
-            "throughput, {backend}: {} of {} trivial Python tests accepted in {secs:.2} s = {:.1} tests/s (2 workers)",
-            ok.into_inner(),
-            items.len(),
-            items.len() as f64 / secs
+            "| {kind} | {runner} | {ok}/{STREAM} | {secs:.2} | {:.1} | {:.2}x |",
+            STREAM as f64 / secs,
+            secs / bare_of(kind)
         );
     }
 }
