@@ -333,7 +333,10 @@ fn bare_python(file: &str, stdin: &str, expected: &str) -> bool {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn python3");
-    let _ = child.stdin.take().map(|mut w| w.write_all(stdin.as_bytes()));
+    let _ = child
+        .stdin
+        .take()
+        .map(|mut w| w.write_all(stdin.as_bytes()));
     let out = child.wait_with_output().expect("python3");
     out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == expected
 }

@@ -99,6 +99,13 @@ fn reward_hacks() -> Vec<Case> {
             "assert f(1) == 5\n",
             &[WA],
         ),
+        // Ends the test's own loop early: a StopIteration out of a call stops `map`.
+        asserts(
+            "stop-iteration-cuts-the-loop",
+            "def f(x):\n    if x == 2: raise StopIteration\n    return x\n",
+            "r = list(map(f, [1, 2, 3]))\nfor a, b in zip(r, [1, 9, 9]): assert a == b\n",
+            &[RE, WA],
+        ),
         // An honest LeetCode-style solution through the checker (class, method, tuple).
         asserts(
             "honest-solution-class",
@@ -731,8 +738,13 @@ fn hostile_programs_are_contained_while_ordinary_judging_goes_on() {
     }
     // Bounded memory: after warm-up, resident memory may rise and fall with what is in flight
     // (output caps of three concurrent floods, compiler buffers) but must not creep with the
-    // number of runs: the median of the last third of rounds stays within 32 MiB of the first
-    // third's, and no round ends above 256 MiB.
+    // number of runs: the median of the last third of rounds stays within 32 MiB of the middle
+    // third's (of the first third's when there are too few rounds), and no round ends above
+    // 256 MiB (384 MiB with the wasm backend loaded: its compiled module and spare interpreters
+    // stay resident). The first third is warm-up: with the wasm backend in the same process the
+    // allocator's arenas keep the floods' 8 MiB buffers for reuse and resident memory climbs to
+    // a plateau over the first rounds (a 240-run stream of checked wasm tests alone ends at the
+    // resident size a 60-run stream ends at).
     let rss: Vec<u64> = rounds.iter().map(|r| r.1).collect();
     let median = |v: &[u64]| {
         let mut v = v.to_vec();
@@ -740,11 +752,17 @@ fn hostile_programs_are_contained_while_ordinary_judging_goes_on() {
         v[v.len() / 2]
     };
     let third = rss.len().div_ceil(3);
-    let (early, late) = (median(&rss[..third]), median(&rss[rss.len() - third..]));
+    let middle = &rss[third.min(rss.len() - third)..rss.len() - third];
+    let base = if middle.is_empty() {
+        &rss[..third]
+    } else {
+        middle
+    };
+    let (early, late) = (median(base), median(&rss[rss.len() - third..]));
     let max_rss = rss.iter().copied().max().unwrap_or(0);
     println!(
         "hostile suite: {} round(s) of {} items in {:.0} s ({} judged, all verdicts right); \
-         RSS after round 1 {} MiB, median of the first third {} MiB, of the last third {} MiB, \
+         RSS after round 1 {} MiB, median of the middle third {} MiB, of the last third {} MiB, \
          max {} MiB; peak {} MiB",
         rounds.len(),
         cases.len(),
@@ -757,7 +775,7 @@ fn hostile_programs_are_contained_while_ordinary_judging_goes_on() {
         peak_rss_kib() / 1024
     );
     assert!(
-        late <= early + 32 * 1024 && max_rss <= 256 * 1024,
+        late <= early + 32 * 1024 && max_rss <= if with_wasm { 384 } else { 256 } * 1024,
         "resident memory grew over the soak (KiB per round): {rss:?}"
     );
 

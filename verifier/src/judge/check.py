@@ -181,7 +181,12 @@ class Link:
             raise SubmissionEnded("the submission ended before its tests did")
         reply = parse(line)
         if "raise" in reply:
-            raise remote_exception(reply)
+            e = remote_exception(reply)
+            # A StopIteration out of a call would end the test's own loop (`map`, `zip`)
+            # early; only iteration may raise it.
+            if type(e) is StopIteration and request.get("op") != "next":
+                e = RuntimeError("the submission raised StopIteration")
+            raise e
         if "ok" not in reply:
             raise SubmissionEnded("the submission broke the channel")
         return decode(reply["ok"], self)
