@@ -209,8 +209,11 @@ use CodeVerdict::{
     WrongAnswer as WA,
 };
 
-/// Processes owned by `uid` on the host.
+/// Processes owned by `uid` on the host that this test process started: those in one of its
+/// run cgroups (`rlvr-verifier/PID-N`; a box cannot leave its cgroup, and a group with a live
+/// process cannot be removed), so other verifiers' boxes running at the same time do not count.
 fn procs_of(uid: u32) -> Vec<String> {
+    let ours = format!("rlvr-verifier/{}-", std::process::id());
     let mut v = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -225,7 +228,8 @@ fn procs_of(uid: u32) -> Vec<String> {
             .find_map(|l| l.strip_prefix("Uid:"))
             .and_then(|l| l.split_whitespace().next()?.parse::<u32>().ok())
             == Some(uid);
-        if owned {
+        let group = std::fs::read_to_string(e.path().join("cgroup")).unwrap_or_default();
+        if owned && group.contains(&ours) {
             let cmd = std::fs::read_to_string(e.path().join("cmdline")).unwrap_or_default();
             v.push(format!("{name}: {}", cmd.replace('\0', " ")));
         }
