@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use crate::sandbox_fusion::{RunCodeRequest, RunCodeResponse};
 use crate::{
     ApiError, GradeMathRequest, GradeMathResponse, JudgeCodeRequest, JudgeCodeResponse, route,
 };
@@ -118,10 +119,12 @@ pub struct VerifierClient {
     bases: Vec<String>,
     next: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     retry: RetryPolicy,
+    token: Option<String>,
 }
 
 impl VerifierClient {
-    /// Creates a client with the default [`RetryPolicy`] and a 120 s per-request timeout.
+    /// Creates a client with the default [`RetryPolicy`], a 120 s per-request timeout and no
+    /// token.
     /// `base_urls` is one URL or several separated by commas.
     pub fn new(base_urls: &str) -> Result<Self, ClientError> {
         Self::with_retry(base_urls, RetryPolicy::default())
@@ -146,19 +149,27 @@ impl VerifierClient {
                 reason: "only http:// URLs are supported (no TLS in this client)".into(),
             });
         }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .map_err(|e| ClientError::InvalidUrl {
-                url: base_urls.to_string(),
-                reason: e.to_string(),
-            })?;
         Ok(VerifierClient {
-            http,
+            http: http_client(DEFAULT_REQUEST_TIMEOUT)?,
             bases,
             next: Default::default(),
             retry,
+            token: None,
         })
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request (the verifier's
+    /// `--auth-token-file`). The token travels in clear text over plain HTTP.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Replaces the per-request timeout (default 120 s): one attempt that takes longer fails
+    /// as unreachable and is retried per the policy.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Result<Self, ClientError> {
+        self.http = http_client(timeout)?;
+        Ok(self)
     }
 
     /// The first base URL.
@@ -180,8 +191,7 @@ impl VerifierClient {
     pub async fn healthz(&self) -> Result<(), ClientError> {
         let url = format!("{}{}", self.base_url(), route::HEALTHZ);
         let resp = self
-            .http
-            .get(&url)
+            .authorized(self.http.get(&url))
             .send()
             .await
             .map_err(|source| ClientError::Unreachable {
@@ -220,6 +230,19 @@ impl VerifierClient {
         Ok(out)
     }
 
+    /// `POST /run_code` (SandboxFusion-compatible), retried per the policy: running a program
+    /// that fails is an answer with a status, never an error here.
+    pub async fn run_code(&self, req: &RunCodeRequest) -> Result<RunCodeResponse, ClientError> {
+        self.post_retrying(route::RUN_CODE, req).await
+    }
+
+    fn authorized(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
     /// POSTs `req` as JSON to `path`, moving to the next replica and backing off after
     /// connection errors, 429 and 503; other statuses fail at once.
     async fn post_retrying<Q, R>(&self, path: &str, req: &Q) -> Result<R, ClientError>
@@ -232,7 +255,7 @@ impl VerifierClient {
         loop {
             let last = attempt + 1 >= self.retry.max_attempts;
             let url = format!("{}{}", self.base_for(start, attempt), path);
-            let reason = match self.http.post(&url).json(req).send().await {
+            let reason = match self.authorized(self.http.post(&url)).json(req).send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     if resp.status().is_success() {
@@ -273,6 +296,19 @@ impl VerifierClient {
             attempt += 1;
         }
     }
+}
+
+/// Per-request timeout unless [`VerifierClient::with_request_timeout`] sets another.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn http_client(timeout: Duration) -> Result<reqwest::Client, ClientError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| ClientError::InvalidUrl {
+            url: String::new(),
+            reason: e.to_string(),
+        })
 }
 
 /// A batch answer must have one result per item.

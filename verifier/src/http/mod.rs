@@ -10,6 +10,7 @@ pub mod lifecycle;
 mod math;
 pub mod metrics;
 pub mod openapi;
+mod openrlhf;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -124,6 +125,7 @@ pub fn app(state: AppState) -> Router {
         .route(route::MATH_GRADE, post(math::grade_math))
         .route(route::CODE_JUDGE, post(code::judge_code))
         .route(route::RUN_CODE, post(code::run_code))
+        .route(openrlhf::ROUTE, post(openrlhf::reward))
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route(route::HEALTHZ, get(healthz))

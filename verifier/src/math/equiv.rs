@@ -123,6 +123,10 @@ pub fn equal(gold: &Answer, pred: &Answer, p: &Policy, b: &mut Budget) -> Cmp {
         }
         (A::Set(g) | A::List(g), A::Set(q) | A::List(q)) => unordered(g, q, p, b),
         (A::Tuple(g), A::Set(q)) | (A::Set(g), A::Tuple(q)) if !p.strict => unordered(g, q, p, b),
+        // Unions of intervals as the sets they are: `(-∞, 2] ∪ [2, ∞)` = ℝ.
+        (A::Union(_), _) | (_, A::Union(_)) if spans(gold).is_some() && spans(pred).is_some() => {
+            same_spans(gold, pred, p, b)
+        }
         (A::Union(g), A::Union(q)) => unordered(g, q, p, b),
         (A::Matrix(g), A::Matrix(q)) => {
             if g.len() != q.len() || g.iter().zip(q).any(|(a, c)| a.len() != c.len()) {
@@ -244,6 +248,135 @@ fn assigned_value<'a>(terms: &'a [Expr], ops: &[RelOp], lenient: bool) -> Option
     } else {
         None
     }
+}
+
+/// One interval of a union, with its ends' values (±∞ included).
+#[derive(Debug)]
+struct Span<'a> {
+    lo: &'a Expr,
+    hi: &'a Expr,
+    lo_v: f64,
+    hi_v: f64,
+    lo_closed: bool,
+    hi_closed: bool,
+}
+
+/// An interval end's real value; `None` for a variable or non-real end.
+fn end_value(e: &Expr) -> Option<f64> {
+    if is_infinite(e) {
+        return Some(if matches!(e, Expr::Neg(_)) {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        });
+    }
+    if !free_vars(e).is_empty() {
+        return None;
+    }
+    let z = numeric(e, &|_| None)?;
+    (z.im.abs() <= 1e-12 * z.re.abs().max(1.0)).then_some(z.re)
+}
+
+fn same_point(a: f64, c: f64) -> bool {
+    a == c
+        || (a.is_finite()
+            && c.is_finite()
+            && (a - c).abs() <= 1e-12 * a.abs().max(c.abs()).max(1.0))
+}
+
+/// An interval or a union of intervals as sorted, disjoint spans: overlapping spans, and
+/// spans that meet at a point one of them contains, are merged. `None` unless every part is
+/// an interval with real ends.
+fn spans(a: &Answer) -> Option<Vec<Span<'_>>> {
+    let (parts, in_union): (Vec<&Answer>, bool) = match a {
+        Answer::Union(xs) => (xs.iter().collect(), true),
+        one => (vec![one], false),
+    };
+    let mut all = Vec::with_capacity(parts.len());
+    for part in parts {
+        let (lo, hi, lo_closed, hi_closed) = match part {
+            Answer::Interval {
+                lo,
+                hi,
+                lo_closed,
+                hi_closed,
+            } => (lo, hi, *lo_closed, *hi_closed),
+            // `(0, \infty)` parses as a pair: an open interval inside a union, or with an
+            // infinite end.
+            Answer::Tuple(ends) => match ends.as_slice() {
+                [Answer::Expr(lo), Answer::Expr(hi)]
+                    if in_union || is_infinite(lo) || is_infinite(hi) =>
+                {
+                    (lo, hi, false, false)
+                }
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let (lo_v, hi_v) = (end_value(lo)?, end_value(hi)?);
+        if lo_v > hi_v {
+            return None;
+        }
+        all.push(Span {
+            lo,
+            hi,
+            lo_v,
+            hi_v,
+            lo_closed,
+            hi_closed,
+        });
+    }
+    all.sort_by(|x, y| {
+        x.lo_v
+            .total_cmp(&y.lo_v)
+            .then(y.lo_closed.cmp(&x.lo_closed))
+    });
+    let mut merged: Vec<Span<'_>> = Vec::with_capacity(all.len());
+    for s in all {
+        if let Some(last) = merged.last_mut() {
+            let meet = same_point(last.hi_v, s.lo_v);
+            if (last.hi_v > s.lo_v && !meet) || (meet && (last.hi_closed || s.lo_closed)) {
+                if same_point(s.hi_v, last.hi_v) {
+                    last.hi_closed |= s.hi_closed;
+                } else if s.hi_v > last.hi_v {
+                    last.hi = s.hi;
+                    last.hi_v = s.hi_v;
+                    last.hi_closed = s.hi_closed;
+                }
+                continue;
+            }
+        }
+        merged.push(s);
+    }
+    Some(merged)
+}
+
+/// Two interval unions describe the same set: the same merged spans, ends compared exactly
+/// (as scalars) and brackets alike except at ±∞.
+fn same_spans(gold: &Answer, pred: &Answer, p: &Policy, b: &mut Budget) -> Cmp {
+    let (Some(g), Some(q)) = (spans(gold), spans(pred)) else {
+        return Ok(false);
+    };
+    if g.len() != q.len() {
+        return Ok(false);
+    }
+    for (x, y) in g.iter().zip(&q) {
+        let ends = [
+            (x.lo, x.lo_v, x.lo_closed, y.lo, y.lo_v, y.lo_closed),
+            (x.hi, x.hi_v, x.hi_closed, y.hi, y.hi_v, y.hi_closed),
+        ];
+        for (ge, gv, gc, qe, qv, qc) in ends {
+            let same = if gv.is_infinite() || qv.is_infinite() {
+                gv == qv
+            } else {
+                gc == qc && scalar(ge, qe, p, b)?
+            };
+            if !same {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
 }
 
 fn is_infinite(e: &Expr) -> bool {

@@ -432,6 +432,9 @@ pub fn numeric(e: &Expr, env: &dyn Fn(&str) -> Option<Complex64>) -> Option<Comp
             }
         }
     };
+    // No negative zeros: −(4 + 0i) is −4 − 0i, on the far side of the square root's branch
+    // cut, and √(−4 − 0i) would be −2i rather than the principal 2i.
+    let v = Complex64::new(v.re + 0.0, v.im + 0.0);
     (v.re.is_finite() && v.im.is_finite()).then_some(v)
 }
 

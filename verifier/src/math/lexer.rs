@@ -278,7 +278,7 @@ fn number(chars: &[char], mut i: usize) -> (String, usize) {
                 break;
             }
             // A plain comma is kept (`1,000`): inside an argument list it separates items.
-            if sep_len == 1 {
+            if sep_len == 1 && chars[i] == ',' {
                 s.push(',');
             }
             s.extend(&chars[g..g + 3]);
@@ -288,6 +288,18 @@ fn number(chars: &[char], mut i: usize) -> (String, usize) {
     if chars.get(i) == Some(&'.') && chars.get(i + 1).is_some_and(char::is_ascii_digit) {
         s.push('.');
         i = digits(chars, i + 1, &mut s);
+        if let Some((rep, next)) = repetend(chars, i, false) {
+            s.push('r');
+            s.push_str(&rep);
+            return (s, next);
+        }
+    } else if chars.get(i) == Some(&'.')
+        && let Some((rep, next)) = repetend(chars, i + 1, true)
+    {
+        // `0.\overline{3}`, `0.(3)`: a repeating part right after the point.
+        s.push_str(".r");
+        s.push_str(&rep);
+        return (s, next);
     }
     if matches!(chars.get(i), Some('e' | 'E')) {
         let sign = matches!(chars.get(i + 1), Some('+' | '-'));
@@ -303,7 +315,58 @@ fn number(chars: &[char], mut i: usize) -> (String, usize) {
     (s, i)
 }
 
-/// Length of a thousands separator at `i` (`,` with no space after, `{,}`, `,\!`), or 0.
+/// Most digits in a repeating part.
+const MAX_REPETEND: usize = 64;
+
+/// A repeating part at `i`: `\overline{142857}`, `\overline 3`, `\dot{3}`, `\dot 3`,
+/// `\bar{3}`, or (only right after the point, `after_point`) `(3)`. Returns its digits and the
+/// index after it. A number ending in one is written `<int>.<frac>r<digits>` (see
+/// `parser::number`).
+fn repetend(chars: &[char], i: usize, after_point: bool) -> Option<(String, usize)> {
+    let run = |from: usize| {
+        let n = chars[from.min(chars.len())..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        (1..=MAX_REPETEND)
+            .contains(&n)
+            .then(|| (chars[from..from + n].iter().collect::<String>(), from + n))
+    };
+    if after_point && chars.get(i) == Some(&'(') {
+        let (d, end) = run(i + 1)?;
+        return (chars.get(end) == Some(&')')).then_some((d, end + 1));
+    }
+    if chars.get(i) != Some(&'\\') {
+        return None;
+    }
+    let name_end = i
+        + 1
+        + chars[i + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .count();
+    let name: String = chars[i + 1..name_end].iter().collect();
+    if !matches!(name.as_str(), "overline" | "dot" | "bar") {
+        return None;
+    }
+    let mut j = name_end;
+    while chars.get(j) == Some(&' ') {
+        j += 1;
+    }
+    if chars.get(j) == Some(&'{') {
+        let (d, end) = run(j + 1)?;
+        return (chars.get(end) == Some(&'}')).then_some((d, end + 1));
+    }
+    // An unbraced argument is one digit.
+    chars
+        .get(j)
+        .filter(|c| c.is_ascii_digit())
+        .map(|c| (c.to_string(), j + 1))
+}
+
+/// Length of a thousands separator at `i` (`,` with no space after, `{,}`, `,\!`, `\,`,
+/// `\;`, `\:`, `\ `, `\thinspace`, one space or `~`), or 0. The caller accepts it only
+/// between a group of 1–3 digits and one of exactly 3.
 fn thousands_separator(chars: &[char], i: usize) -> usize {
     let at = |k: usize, c: char| chars.get(i + k) == Some(&c);
     if at(0, '{') && at(1, ',') && at(2, '}') {
@@ -315,6 +378,18 @@ fn thousands_separator(chars: &[char], i: usize) -> usize {
         }
         n
     } else if at(0, ',') && chars.get(i + 1).is_some_and(char::is_ascii_digit) {
+        1
+    } else if at(0, '\\') && (at(1, ',') || at(1, ';') || at(1, ':') || at(1, ' ')) {
+        // `1\,000`, `1\;000`: spacing commands as thousands separators.
+        2
+    } else if chars[i..].starts_with(&['\\', 't', 'h', 'i', 'n', 's', 'p', 'a', 'c', 'e']) {
+        let mut n = 10;
+        while chars.get(i + n) == Some(&' ') {
+            n += 1;
+        }
+        n
+    } else if (at(0, ' ') || at(0, '~')) && chars.get(i + 1).is_some_and(char::is_ascii_digit) {
+        // `1 000`: a single space between digit groups.
         1
     } else {
         0

@@ -90,6 +90,16 @@ fn grade_inner(
             );
         }
     };
+    let verdict = compare(&gold, &pred, o);
+    let Extracted { text, .. } = pred;
+    (verdict, Some(text))
+}
+
+/// Compares an extracted gold answer with an extracted response answer under `o`'s
+/// comparison options (`float_rounding`, `strict`, `allow_set_relation_comp`), within
+/// [`FUEL_PER_ITEM`] and [`WALL_CLOCK_PER_ITEM`]: `Correct`, `Incorrect` or `LimitExceeded`.
+/// Asymmetric like Math-Verify's `verify(gold, pred)`.
+pub fn compare(gold: &Extracted, pred: &Extracted, o: &MathOptions) -> MathVerdict {
     let policy = Policy {
         // Validated at the API (≤ 64); clamped here too so no caller can ask for 10^(2^32).
         float_rounding: o.float_rounding.min(protocol::math::MAX_FLOAT_ROUNDING),
@@ -97,14 +107,12 @@ fn grade_inner(
         allow_set_relation_comp: o.allow_set_relation_comp,
     };
     let mut budget = Budget::with_deadline(FUEL_PER_ITEM, WALL_CLOCK_PER_ITEM);
-    let verdict = match equiv::equal(&gold.answer, &pred.answer, &policy, &mut budget) {
+    match equiv::equal(&gold.answer, &pred.answer, &policy, &mut budget) {
         Ok(true) => MathVerdict::Correct,
         Ok(false) if same_text(&pred.text, &gold.text) => MathVerdict::Correct,
         Ok(false) => MathVerdict::Incorrect,
         Err(_) => MathVerdict::LimitExceeded,
-    };
-    let Extracted { text, .. } = pred;
-    (verdict, Some(text))
+    }
 }
 
 /// The same answer written the same way (ignoring whitespace and math delimiters).
@@ -163,6 +171,101 @@ mod tests {
         );
         let deep = format!(r"\boxed{{{}1{}}}", "{".repeat(5000), "}".repeat(5000));
         assert_eq!(g(&deep, "1"), MathVerdict::LimitExceeded);
+    }
+
+    /// The held-out categories (issue 20): repeating decimals, square roots of negatives,
+    /// thin-space thousands, units with `\text`/`\mathrm` and powers, unions equal to ℝ, and
+    /// 200–300-deep nesting under the 400-deep limit.
+    #[test]
+    fn held_out_categories() {
+        let misses = std::cell::RefCell::new(Vec::new());
+        let check = |answer: &str, gold: &str, want: MathVerdict| {
+            let got = g(&format!(r"\boxed{{{answer}}}"), gold);
+            if got != want {
+                misses
+                    .borrow_mut()
+                    .push(format!("{answer} vs {gold}: {got:?}, want {want:?}"));
+            }
+        };
+        let ok = |answer: &str, gold: &str| check(answer, gold, MathVerdict::Correct);
+        let wrong = |answer: &str, gold: &str| check(answer, gold, MathVerdict::Incorrect);
+        // Repeating decimals.
+        ok(r"0.\overline{3}", r"\frac{1}{3}");
+        ok(r"0.\overline{6}", r"\frac{2}{3}");
+        ok(r"0.1\overline{6}", r"\frac{1}{6}");
+        ok(r"1.\overline{142857}", r"\frac{8}{7}");
+        ok(r"0.\overline{9}", "1");
+        ok(r"2.\overline{27}", r"\frac{25}{11}");
+        ok(r"-0.\overline{3}", r"-\frac{1}{3}");
+        ok(r"\frac{1}{3}", r"0.\overline{3}");
+        ok(r"0.\dot{3}", r"\frac{1}{3}");
+        ok(r"0.(3)", r"\frac{1}{3}");
+        wrong(r"0.\overline{3}", "0.33");
+        wrong(r"0.\overline{3}", r"\frac{3}{10}");
+        wrong(r"0.3", r"0.\overline{3}");
+        // Square roots of negative numbers are imaginary.
+        ok(r"\sqrt{-4}", "2i");
+        ok(r"\sqrt{-1}", "i");
+        ok(r"\sqrt{-3}", r"i\sqrt{3}");
+        ok(r"1+\sqrt{-1}", "1+i");
+        ok(r"\frac{-2 + \sqrt{-16}}{2}", "-1+2i");
+        ok(r"\pm\sqrt{-9}", r"\pm 3i");
+        ok(r"2i", r"\sqrt{-4}");
+        wrong(r"\sqrt{-4}", "2");
+        wrong(r"\sqrt{-4}", "-2i+1");
+        // Thin-space (and other spacing) thousands separators.
+        ok(r"1\,000", "1000");
+        ok(r"12\,345\,678", "12345678");
+        ok(r"1\,000.5", "1000.5");
+        ok(r"1\;000", "1000");
+        ok(r"1{,}000", "1000");
+        ok(r"1\,000\,000", r"10^6");
+        wrong(r"1\,000", "1");
+        // Units with \text / \mathrm and powers.
+        ok(r"5\text{ cm}^2", "5");
+        ok(r"5 \text{cm}^{2}", "5");
+        ok(r"5\,\mathrm{cm}^2", "5");
+        ok(r"5\mathrm{~m}^{3}", "5");
+        ok(r"12\text{ m/s}", "12");
+        ok(r"9.8\,\mathrm{m/s^2}", "9.8");
+        ok(r"3\text{ km}^2", r"3");
+        ok(r"20\text{ cm}^3", r"20");
+        wrong(r"5\text{ cm}^2", "25");
+        // Interval unions equal to the reals.
+        ok(r"(-\infty, 2] \cup [2, \infty)", r"\mathbb{R}");
+        ok(r"(-\infty, 2) \cup [2, \infty)", r"(-\infty, \infty)");
+        ok(r"(-\infty,\infty)", r"\mathbb{R}");
+        ok(r"\mathbb{R}", r"(-\infty, 0] \cup (0, \infty)");
+        ok(r"(-\infty, 1) \cup [1, 3] \cup (3, \infty)", r"\mathbb{R}");
+        ok(r"(-\infty, 3) \cup (1, \infty)", r"\mathbb{R}");
+        wrong(r"(-\infty, 2) \cup (2, \infty)", r"\mathbb{R}");
+        wrong(r"(-\infty, 2] \cup [3, \infty)", r"\mathbb{R}");
+        // Deep but legitimate nesting, under the 400-deep limit.
+        for depth in [200, 250, 300] {
+            ok(&format!("{}1{}", "(".repeat(depth), ")".repeat(depth)), "1");
+            ok(&format!("{}7{}", "{".repeat(depth), "}".repeat(depth)), "7");
+            let nested = format!("{}16{}", r"\sqrt{".repeat(depth / 2), "}".repeat(depth / 2));
+            let got = g(&format!(r"\boxed{{{nested}}}"), "1");
+            if got == MathVerdict::LimitExceeded {
+                misses
+                    .borrow_mut()
+                    .push(format!("sqrt depth {}: {got:?}", depth / 2));
+            }
+        }
+        let sum = (1..=250).fold(String::from("0"), |acc, k| format!("({acc}+{k})"));
+        ok(&sum, "31375");
+        let fracs = (0..200).fold(String::from("1"), |acc, _| format!(r"\frac{{{acc}}}{{1}}"));
+        ok(&fracs, "1");
+        // Still refused past the limit.
+        let too_deep = format!("{}1{}", "(".repeat(450), ")".repeat(450));
+        check(&too_deep, "1", MathVerdict::LimitExceeded);
+        let misses = misses.into_inner();
+        assert!(
+            misses.is_empty(),
+            "{} misses:\n{}",
+            misses.len(),
+            misses.join("\n")
+        );
     }
 
     /// Found by `cargo fuzz run grade_math` (crash-2fbff275…): an lcm of a symbol and large

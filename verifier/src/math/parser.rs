@@ -10,7 +10,8 @@ use num_traits::One;
 use super::ast::{Answer, Constant, Expr, Func, Num, RelOp};
 use super::lexer::{Tok, lex};
 
-/// Deepest nesting of groups, operators and commands.
+/// Deepest nesting: of groups (brackets, braces, command arguments), signs and exponents;
+/// each level is one, however many grammar rules it passes through.
 pub const MAX_DEPTH: usize = 400;
 
 /// Largest exponent a numeric literal may carry (`1e400` is refused).
@@ -39,7 +40,128 @@ pub fn parse(src: &str) -> PResult<Answer> {
             ParseError::Invalid(format!("unexpected character {c:?}"))
         }
     })?;
-    parse_tokens(toks, 0)
+    let toks = drop_unit_groups(toks);
+    if nesting_bound(&toks) <= SHALLOW {
+        return parse_tokens(toks, 0);
+    }
+    // Deep input: parse on a thread whose stack holds MAX_DEPTH levels of recursion whatever
+    // the caller's stack (tokio's blocking threads and Rust's spawned ones have 2 MiB).
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("math-parse-deep".into())
+            .stack_size(DEEP_STACK_BYTES)
+            .spawn_scoped(scope, move || parse_tokens(toks, 0))
+            .map_or(Err(ParseError::TooDeep), |h| {
+                h.join().unwrap_or(Err(ParseError::TooDeep))
+            })
+    })
+}
+
+/// Inputs whose [`nesting_bound`] is at most this parse on the caller's stack.
+const SHALLOW: usize = 48;
+
+/// Stack for parsing deeper input: [`MAX_DEPTH`] levels of groups, each a handful of
+/// recursive calls, with room to spare in unoptimised builds. Reserved, not committed.
+const DEEP_STACK_BYTES: usize = 256 << 20;
+
+/// An upper bound on the parser's recursion in nesting levels: the deepest bracket nesting
+/// plus every token that may open a level without a bracket (`^`, a sign, a command).
+fn nesting_bound(toks: &[Tok]) -> usize {
+    let mut open = 0usize;
+    let mut deepest = 0usize;
+    let mut unbracketed = 0usize;
+    for t in toks {
+        match t {
+            Tok::LBrace | Tok::LParen | Tok::LBrack => {
+                open += 1;
+                deepest = deepest.max(open);
+            }
+            Tok::RBrace | Tok::RParen | Tok::RBrack => open = open.saturating_sub(1),
+            Tok::Op('^' | '-' | '+') | Tok::Cmd(_) | Tok::Pipe => unbracketed += 1,
+            _ => {}
+        }
+    }
+    deepest + unbracketed
+}
+
+/// Removes units written as text and their powers after a value: `5\text{ cm}^2`,
+/// `5\,\mathrm{cm}^{2}`, `9.8\,\mathrm{m/s^2}` are 5, 5 and 9.8 (the power belongs to the
+/// unit, not to the number).
+fn drop_unit_groups(toks: Vec<Tok>) -> Vec<Tok> {
+    let mut out: Vec<Tok> = Vec::with_capacity(toks.len());
+    let mut i = 0;
+    while i < toks.len() {
+        if let Tok::Text(_, t) = &toks[i]
+            && !out.is_empty()
+            && is_unit_expression(t)
+        {
+            i += 1;
+            // Its power: `^2`, `^{2}`, `^{-1}`.
+            if toks.get(i) == Some(&Tok::Op('^')) {
+                match (
+                    toks.get(i + 1),
+                    toks.get(i + 2),
+                    toks.get(i + 3),
+                    toks.get(i + 4),
+                ) {
+                    (Some(Tok::Num(_)), ..) => i += 2,
+                    (Some(Tok::LBrace), Some(Tok::Num(_)), Some(Tok::RBrace), _) => i += 4,
+                    (
+                        Some(Tok::LBrace),
+                        Some(Tok::Op('-')),
+                        Some(Tok::Num(_)),
+                        Some(Tok::RBrace),
+                    ) => i += 5,
+                    _ => {}
+                }
+            }
+            continue;
+        }
+        out.push(toks[i].clone());
+        i += 1;
+    }
+    out
+}
+
+/// Unit words combined with `/`, `*`, `\cdot`, spaces and powers (`m/s^2`, `kg~m^{2}`).
+fn is_unit_expression(t: &str) -> bool {
+    let mut plain = String::with_capacity(t.len());
+    let mut chars = t.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '^' => {
+                // Drop the power: `^2`, `^{-1}`.
+                if chars.peek() == Some(&'{') {
+                    for d in chars.by_ref() {
+                        if d == '}' {
+                            break;
+                        }
+                    }
+                } else {
+                    if chars.peek() == Some(&'-') {
+                        chars.next();
+                    }
+                    while chars.peek().is_some_and(char::is_ascii_digit) {
+                        chars.next();
+                    }
+                }
+            }
+            '/' | '*' | '~' | '{' | '}' | '.' => plain.push(' '),
+            '\\' => {
+                // `\cdot`, `\,`, `\ `: separators.
+                let name: String =
+                    std::iter::from_fn(|| chars.next_if(char::is_ascii_alphabetic)).collect();
+                if name.is_empty() {
+                    chars.next();
+                } else if name != "cdot" && name != "times" {
+                    return false;
+                }
+                plain.push(' ');
+            }
+            c => plain.push(c),
+        }
+    }
+    is_unit_text(&plain)
 }
 
 /// Most nested `\pm` signs expanded (each doubles the work).
@@ -367,7 +489,6 @@ impl Parser {
 
     /// `item (sep item)*`; one item is returned as itself, several as a [`Answer::List`].
     fn list(&mut self, closers: &[Tok]) -> PResult<Answer> {
-        self.enter()?;
         let mut items = vec![self.relation()?];
         loop {
             self.skip_noise();
@@ -383,7 +504,6 @@ impl Parser {
             }
             items.push(self.relation()?);
         }
-        self.leave();
         Ok(if items.len() == 1 {
             items.remove(0)
         } else {
@@ -392,12 +512,10 @@ impl Parser {
     }
 
     fn relation(&mut self) -> PResult<Answer> {
-        self.enter()?;
         let first = self.union()?;
         if self.is_cmd("in") {
             self.pos += 1;
             let set = self.union()?;
-            self.leave();
             return match first {
                 Answer::Expr(e) => Ok(Answer::Member(e, Box::new(set))),
                 _ => invalid("left of \\in must be an expression"),
@@ -426,7 +544,6 @@ impl Parser {
             ops.push(op);
             terms.push(self.union()?);
         }
-        self.leave();
         if ops.is_empty() {
             return Ok(terms.remove(0));
         }
@@ -468,7 +585,6 @@ impl Parser {
 
     /// Sums; `a \pm b` yields the set `{a + b, a − b}`.
     fn additive(&mut self) -> PResult<Answer> {
-        self.enter()?;
         let mut pm = false;
         let mut terms: Vec<Expr> = Vec::new();
         let mut pm_terms: Vec<Expr> = Vec::new();
@@ -486,7 +602,6 @@ impl Parser {
                     if let Answer::Matrix(m) = other {
                         return self.matrix_sum(m);
                     }
-                    self.leave();
                     return Ok(other);
                 }
             }
@@ -511,7 +626,6 @@ impl Parser {
                 _ => break,
             }
         }
-        self.leave();
         let sum = |mut v: Vec<Expr>| {
             if v.len() == 1 {
                 v.remove(0)
@@ -552,7 +666,6 @@ impl Parser {
                 }
             }
         }
-        self.leave();
         Ok(Answer::Matrix(m))
     }
 
@@ -613,7 +726,6 @@ impl Parser {
     }
 
     fn multiplicative(&mut self) -> PResult<Answer> {
-        self.enter()?;
         let mut acc = self.unary()?;
         loop {
             let op = match self.peek() {
@@ -655,22 +767,23 @@ impl Parser {
                 }),
                 (a, b, 'i') => {
                     // A structure followed by more: only text-like trailers are dropped.
-                    self.leave();
                     return invalid(format!("cannot combine {a:?} and {b:?}"));
                 }
                 _ => return invalid("operator on a non-expression"),
             };
         }
-        self.leave();
         Ok(acc)
     }
 
     fn unary(&mut self) -> PResult<Answer> {
-        self.enter()?;
+        // A sign opens a level (`- - - 1` recurses); anything else is counted where it nests.
         let r = match self.peek() {
             Some(Tok::Op('-')) => {
                 self.pos += 1;
-                match self.unary()? {
+                self.enter()?;
+                let operand = self.unary()?;
+                self.leave();
+                match operand {
                     Answer::Expr(e) => Answer::Expr(Expr::Neg(Box::new(e))),
                     Answer::Matrix(m) => Answer::Matrix(
                         m.into_iter()
@@ -682,16 +795,17 @@ impl Parser {
             }
             Some(Tok::Op('+')) => {
                 self.pos += 1;
-                self.unary()?
+                self.enter()?;
+                let operand = self.unary()?;
+                self.leave();
+                operand
             }
             _ => self.power()?,
         };
-        self.leave();
         Ok(r)
     }
 
     fn power(&mut self) -> PResult<Answer> {
-        self.enter()?;
         let base = self.postfix()?;
         if self.eat(&Tok::Op('^')) {
             let exp = self.exponent()?;
@@ -700,10 +814,8 @@ impl Parser {
             };
             let mut r = Expr::Pow(Box::new(b), Box::new(exp));
             r = self.postfix_ops(r)?;
-            self.leave();
             return Ok(Answer::Expr(r));
         }
-        self.leave();
         Ok(base)
     }
 
@@ -772,7 +884,7 @@ impl Parser {
 
     /// A braced group `{…}` or a single token argument (`\frac12`, `\sqrt3`).
     fn group_arg(&mut self) -> PResult<Expr> {
-        self.enter()?;
+        // Not a level of its own: its callers (a command's primary, an exponent) count it.
         let r = if self.eat(&Tok::LBrace) {
             let a = self.list(&[Tok::RBrace])?;
             self.expect(&Tok::RBrace)?;
@@ -797,7 +909,6 @@ impl Parser {
                 other => return invalid(format!("expected an argument, found {other:?}")),
             }
         };
-        self.leave();
         Ok(r)
     }
 
@@ -1361,10 +1472,31 @@ pub fn normalise_words(t: &str) -> String {
         .join(" ")
 }
 
+/// A repeating decimal `<int>.<frac>` followed by `rep` repeating (the lexer's `0.1r6` for
+/// `0.1\overline{6}`), as the exact rational it denotes: 1/6. Not a float: it is exact.
+fn repeating(fixed: &str, rep: &str) -> PResult<Expr> {
+    let (int_part, frac_part) = fixed.split_once('.').unwrap_or((fixed, ""));
+    let all_digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if rep.is_empty() || !all_digits(int_part) || !all_digits(frac_part) || !all_digits(rep) {
+        return invalid(format!("bad repeating decimal {fixed}({rep})"));
+    }
+    let ten = BigInt::from(10u8);
+    let big = |t: &str| -> BigInt { t.parse().unwrap_or_default() };
+    let frac_scale = num_traits::pow(ten.clone(), frac_part.len());
+    // x = int.frac + rep / (10^|frac| · (10^|rep| − 1))
+    let head = BigRational::new(big(&format!("{int_part}{frac_part}")), frac_scale.clone());
+    let period = num_traits::pow(ten, rep.len()) - BigInt::one();
+    let tail = BigRational::new(big(rep), frac_scale * period);
+    Ok(num_expr(head + tail, false))
+}
+
 /// A numeric literal (`12`, `0.5`, `.5`, `1e20`, `2.5e-3`) as an exact rational.
 pub fn number(s: &str) -> PResult<Expr> {
     let cleaned: String = s.chars().filter(|c| *c != ',').collect();
     let s = cleaned.as_str();
+    if let Some((fixed, rep)) = s.split_once('r') {
+        return repeating(fixed, rep);
+    }
     let (mant, exp) = match s.split_once('e') {
         Some((m, e)) => (
             m,

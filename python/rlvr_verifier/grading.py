@@ -1,0 +1,69 @@
+"""The math grader in-process: the verifier crate's own grader, compiled into this package.
+
+Every function takes the grading options of ``POST /v1/math/grade`` as keyword arguments
+(``extraction``, ``gold_extraction``, ``latex_boxed_match_priority``, ``float_rounding``,
+``strict``, ``allow_set_relation_comp``, ``require_boxed``, ``strings``, ``lowercase``; see
+docs/math-grading.md) and returns the same result fields as that endpoint, as dicts:
+``{"correct", "reward", "verdict", "extracted", "elapsed_us"}``. An unknown option or a value
+out of range raises ``ValueError``.
+
+The grader is pure Rust with its own fuel and a 50 ms deadline per item, needs no signals and
+releases the GIL, so it is safe to call from any thread.
+"""
+
+import asyncio
+import json
+from functools import partial
+from typing import Any, Dict, List, Optional, Sequence
+
+from . import _native
+
+__all__ = ["grade_math", "grade_math_batch", "agrade_math_batch", "default_threads"]
+
+
+def _options_json(options: Dict[str, Any]) -> Optional[str]:
+    return json.dumps(options) if options else None
+
+
+def grade_math(response: str, ground_truth: str, **options: Any) -> Dict[str, Any]:
+    """Grades one model ``response`` against ``ground_truth``.
+
+    >>> grade_math("so the answer is \\\\boxed{\\\\frac{1}{2}}", "0.5")["correct"]
+    True
+    """
+    return _native.grade_math(response, ground_truth, _options_json(options))
+
+
+def grade_math_batch(
+    responses: Sequence[str],
+    ground_truths: Sequence[str],
+    *,
+    threads: Optional[int] = None,
+    **options: Any,
+) -> List[Dict[str, Any]]:
+    """Grades ``responses[i]`` against ``ground_truths[i]`` for every ``i`` with the GIL
+    released, on ``threads`` threads (default: every core this process may use); results in
+    input order. Batches under 32 items run on the calling thread."""
+    return _native.grade_math_batch(
+        list(responses), list(ground_truths), _options_json(options), threads
+    )
+
+
+async def agrade_math_batch(
+    responses: Sequence[str],
+    ground_truths: Sequence[str],
+    *,
+    threads: Optional[int] = None,
+    **options: Any,
+) -> List[Dict[str, Any]]:
+    """:func:`grade_math_batch` for asyncio code: grades in the default executor, so the event
+    loop keeps running."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        None, partial(grade_math_batch, responses, ground_truths, threads=threads, **options)
+    )
+
+
+def default_threads() -> int:
+    """The batch parallelism used when ``threads`` is not given."""
+    return _native.default_threads()
