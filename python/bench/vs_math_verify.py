@@ -10,6 +10,7 @@ time; a case's time is the median of ``--reps`` runs. Prints a Markdown table.
 """
 
 import argparse
+import importlib.util
 import json
 import pathlib
 import statistics
@@ -18,26 +19,26 @@ import time
 
 from rlvr_verifier import _native, grade_math, grade_math_batch, default_threads
 
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared" / "conformance"
+
 try:
     from math_verify import parse, verify
-    from math_verify.parser import ExprExtractionConfig, LatexExtractionConfig, StringExtractionConfig
 except ImportError:
     sys.exit("Math-Verify is not installed here: run python/bench/run.sh")
 
-SHARED = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
+
+def _anchor():
+    """The Rust benchmark's Math-Verify harness (verifier/benches/math_verify_anchor.py): the
+    same extraction configs for each case."""
+    path = REPO / "verifier" / "benches" / "math_verify_anchor.py"
+    spec = importlib.util.spec_from_file_location("math_verify_anchor", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def mv_targets(names, cfg):
-    out = []
-    for n in names or ["latex", "expr"]:
-        if n == "latex":
-            out.append(LatexExtractionConfig(boxed_match_priority=cfg.get("latex_boxed_match_priority", 0)))
-        elif n == "expr":
-            out.append(ExprExtractionConfig())
-        elif n == "string":
-            out.append(StringExtractionConfig(strings=tuple(cfg.get("strings", ["A", "B", "C", "D"])),
-                                              lowercase=cfg.get("lowercase", True)))
-    return out
+mv_targets = _anchor().targets
 
 
 def load(paths):

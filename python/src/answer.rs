@@ -122,3 +122,10 @@ pub(crate) fn answers_equal(
     };
     py.detach(|| equal(&gold.inner, &pred.inner, &o))
 }
+
+/// Does `pred` match a gold answer that did not parse (`gold` is its text)? The grader's rule:
+/// written the same way, or as the value after the gold's last `=`.
+#[pyfunction]
+pub(crate) fn matches_unparsed_gold(gold: &str, pred: &ParsedAnswer) -> bool {
+    verifier::math::matches_unparsed_gold(gold, &pred.inner.text)
+}

@@ -24,6 +24,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(grading::conformance_options, m)?)?;
     m.add_function(wrap_pyfunction!(answer::extract_answer, m)?)?;
     m.add_function(wrap_pyfunction!(answer::answers_equal, m)?)?;
+    m.add_function(wrap_pyfunction!(answer::matches_unparsed_gold, m)?)?;
     m.add_class::<answer::ParsedAnswer>()?;
     m.add_class::<client::NativeClient>()?;
     Ok(())

@@ -3,6 +3,7 @@
 (rlvr_verifier.compat) on the same cases."""
 
 import json
+from dataclasses import replace
 
 from conftest import load_cases
 
@@ -43,13 +44,17 @@ def test_latex2sympy_cases_agree_as_in_rust():
     assert pct >= LATEX2SYMPY_FLOOR
 
 
-def compat_configs(config):
+def compat_configs(config, key="extraction"):
     targets = []
-    for t in config.get("extraction", ["latex", "expr"]):
+    normalization = config.get("normalization", {})
+    for t in config.get(key) or config.get("extraction", ["latex", "expr"]):
         if t == "latex":
-            targets.append(
-                LatexExtractionConfig(boxed_match_priority=config.get("latex_boxed_match_priority", 0))
-            )
+            latex = LatexExtractionConfig(boxed_match_priority=config.get("latex_boxed_match_priority", 0))
+            if "malformed_operators" in normalization:
+                n = replace(latex.normalization_config,
+                            malformed_operators=normalization["malformed_operators"])
+                latex = replace(latex, normalization_config=n)
+            targets.append(latex)
         elif t == "expr":
             targets.append(ExprExtractionConfig())
         elif t == "string":
@@ -74,7 +79,7 @@ def test_math_verify_cases_through_compat_parse_and_verify():
         cfg = c["config"]
         targets = compat_configs(cfg)
         got = verify(
-            parse(gold_text(c), targets),
+            parse(gold_text(c), compat_configs(cfg, "gold_extraction")),
             parse(c["pred"], targets),
             float_rounding=cfg.get("float_rounding", 6),
             strict=cfg.get("strict", True),

@@ -102,9 +102,9 @@ def test_batch_errors():
 
 def test_batch_releases_the_gil():
     # While a large batch grades on native threads, this Python thread keeps running.
-    n = 4000
-    responses = [r"\boxed{\sum_{k=1}^{40} k^2 + \frac{1}{3}}"] * n
-    golds = [r"\frac{66421}{3}"] * n
+    n = 20000
+    responses = [r"so \boxed{\frac{2}{4}}"] * n
+    golds = ["0.5"] * n
     done = threading.Event()
     ticks = 0
     out = []

@@ -3,7 +3,8 @@
 ``verify(gold, target)`` is true when any gold candidate equals any target candidate (gold
 first: the comparison is asymmetric, as in Math-Verify). Strings compare with strings (exact,
 after stripping); answers compare with answers through the verifier's grader; a string never
-equals an answer. Besides :class:`ParsedAnswer`, a candidate may be a number, a SymPy object or
+equals an answer, except that a gold whose text alone is left (it did not parse) matches an
+answer written the same way or as its value after the last ``=``. Besides :class:`ParsedAnswer`, a candidate may be a number, a SymPy object or
 anything whose ``str()`` is math: it is parsed from that text.
 
 Timeouts: the grader bounds every comparison itself (fuel and a 50 ms deadline), with no
@@ -82,6 +83,10 @@ def verify(
         if isinstance(g, str) and isinstance(t, str):
             g, t = g.strip(), t.strip()
             return len(g) > 0 and len(t) > 0 and g == t
+        if isinstance(g, str) and isinstance(t, ParsedAnswer):
+            # A gold that did not parse (only its text is left) still matches an answer written
+            # the same way or as its value after the last `=` (the grader's rule).
+            return _native.matches_unparsed_gold(g, t)
         if isinstance(g, str) or isinstance(t, str):
             return False
         # Looked up at call time, so a patched `sympy_expr_eq` is the one called.

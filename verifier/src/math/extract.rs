@@ -140,6 +140,7 @@ fn is_bare_math(text: &str, boxes_allowed: bool) -> bool {
         return false;
     }
     let mut prose = false;
+    let mut short_words = 0usize;
     let chars: Vec<char> = t.chars().collect();
     let mut i = 0;
     while i < chars.len() {
@@ -164,11 +165,15 @@ fn is_bare_math(text: &str, boxes_allowed: bool) -> bool {
         if i - start >= 3 {
             prose = true;
         }
+        if i - start == 2 {
+            short_words += 1;
+        }
         if i == start {
             i += 1;
         }
     }
-    !prose
+    // "so it is 0.5": two-letter words are prose too when there are several.
+    !prose && short_words < 2
 }
 
 fn tail(s: &str) -> &str {

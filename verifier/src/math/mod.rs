@@ -77,11 +77,8 @@ fn grade_inner(
         Err(ExtractError::TooLarge(_)) => return (MathVerdict::LimitExceeded, Some(pred.text)),
         Err(ExtractError::NoAnswer) => return (MathVerdict::Incorrect, Some(pred.text)),
         Err(ExtractError::Unparseable(g)) => {
-            // An unparseable gold `S_{ABC}:S = 7:32` still names its value after the last `=`.
-            let value = g.rsplit_once('=').map_or(g.as_str(), |(_, v)| v);
-            let same = same_text(&pred.text, &g) || same_text(&pred.text, value);
             return (
-                if same {
+                if matches_unparsed_gold(&g, &pred.text) {
                     MathVerdict::Correct
                 } else {
                     MathVerdict::Incorrect
@@ -113,6 +110,14 @@ pub fn compare(gold: &Extracted, pred: &Extracted, o: &MathOptions) -> MathVerdi
         Ok(false) => MathVerdict::Incorrect,
         Err(_) => MathVerdict::LimitExceeded,
     }
+}
+
+/// Does an answer written `pred_text` match a gold answer that did not parse? When it is
+/// written the same way, or as the gold's value after its last `=` (an unparseable
+/// `S_{ABC}:S = 7:32` still names 7:32).
+pub fn matches_unparsed_gold(gold: &str, pred_text: &str) -> bool {
+    let value = gold.rsplit_once('=').map_or(gold, |(_, v)| v);
+    same_text(pred_text, gold) || same_text(pred_text, value)
 }
 
 /// The same answer written the same way (ignoring whitespace and math delimiters).
