@@ -32,7 +32,7 @@ def test_grade_math_matches_in_process(server):
     drop = lambda rs: [{k: v for k, v in r.items() if k != "elapsed_us"} for r in rs]
     assert drop(remote) == drop(local)
     assert [r["verdict"] for r in remote] == ["correct", "incorrect", "no_answer", "correct"]
-    items = client.grade_math_items([{"id": "a", "response": "so 42", "ground_truth": "42",
+    items = client.grade_math_items([{"id": "a", "response": "we get 42", "ground_truth": "42",
                                       "options": {"require_boxed": False}}])
     assert items[0]["id"] == "a" and items[0]["correct"]
 
