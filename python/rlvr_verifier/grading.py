@@ -14,15 +14,28 @@ releases the GIL, so it is safe to call from any thread.
 import asyncio
 import json
 from functools import partial
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import _native
 
 __all__ = ["grade_math", "grade_math_batch", "agrade_math_batch", "default_threads"]
 
 
+# The last options seen and their JSON: callers pass the same options call after call.
+_last_options: Tuple[Optional[Dict[str, Any]], Optional[str]] = (None, None)
+
+
 def _options_json(options: Dict[str, Any]) -> Optional[str]:
-    return json.dumps(options) if options else None
+    global _last_options
+    if not options:
+        return None
+    last, text = _last_options
+    if options == last:
+        return text
+    text = json.dumps(options)
+    # A copy (lists too), so a caller mutating its options later cannot match stale JSON.
+    _last_options = ({k: list(v) if isinstance(v, list) else v for k, v in options.items()}, text)
+    return text
 
 
 def grade_math(response: str, ground_truth: str, **options: Any) -> Dict[str, Any]:
