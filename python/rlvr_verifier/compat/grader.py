@@ -86,7 +86,7 @@ def verify(
         if isinstance(g, str) and isinstance(t, ParsedAnswer):
             # A gold that did not parse (only its text is left) still matches an answer written
             # the same way or as its value after the last `=` (the grader's rule).
-            return _native.matches_unparsed_gold(g, t)
+            return not gold_parsed and _native.matches_unparsed_gold(g, t)
         if isinstance(g, str) or isinstance(t, str):
             return False
         # Looked up at call time, so a patched `sympy_expr_eq` is the one called.
@@ -119,4 +119,5 @@ def verify(
 
     golds = gold if isinstance(gold, list) else [gold]
     targets = target if isinstance(target, list) else [target]
+    gold_parsed = any(not isinstance(g, str) for g in golds)
     return any(safe(g, t) for g, t in product(golds, targets))
