@@ -4,6 +4,8 @@
 //! A failing program is data (HTTP 200 with a [`CodeVerdict`]), never an HTTP error. Only a
 //! malformed request is a 4xx, and only the verifier failing itself is a 5xx.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 /// A batch of submissions to judge.
@@ -22,45 +24,73 @@ pub struct JudgeCodeResponse {
     pub results: Vec<CodeResult>,
 }
 
-/// Source languages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Language {
-    /// CPython 3 (`/usr/bin/python3` in the `ns` backend, CPython 3.12 for WASI in `wasm`).
-    #[serde(alias = "python3", alias = "py")]
-    Python,
-    /// C (`gcc -O2 -std=gnu17 -lm`), `ns` backend only.
-    C,
-    /// C++ (`g++ -O2 -std=gnu++17`), `ns` backend only.
-    #[serde(alias = "c++")]
-    Cpp,
-    /// Rust (`rustc -O --edition 2021`), `ns` backend only and only where a toolchain is
-    /// readable inside the box.
-    #[serde(alias = "rs")]
-    Rust,
-}
+/// A source language: a SandboxFusion `language` value (`python`, `cpp`, `nodejs`, `go`,
+/// `java`, `junit`, `R`, `D_ut`, …) or `c`, or one of its aliases.
+///
+/// The protocol checks only the spelling (1 to 32 ASCII letters, digits, `_`, `+`, `#` or
+/// `-`): which languages exist, their aliases and how they run is data, the verifier's
+/// language table (`sandbox-images/languages.toml`), which answers an unknown name with 422
+/// (`/v1/code/judge`) or a `SandboxError` (`/run_code`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Language(Cow<'static, str>);
 
+#[allow(
+    non_upper_case_globals,
+    reason = "the names read like the former enum variants at their uses"
+)]
 impl Language {
-    /// The canonical lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Language::Python => "python",
-            Language::C => "c",
-            Language::Cpp => "cpp",
-            Language::Rust => "rust",
-        }
+    /// `python`: CPython 3 (`/usr/bin/python3` in the `ns` backend, CPython 3.12 for WASI in
+    /// `wasm`).
+    pub const Python: Language = Language(Cow::Borrowed("python"));
+    /// `c`: C (not a SandboxFusion language).
+    pub const C: Language = Language(Cow::Borrowed("c"));
+    /// `cpp`: C++.
+    pub const Cpp: Language = Language(Cow::Borrowed("cpp"));
+    /// `rust`: Rust.
+    pub const Rust: Language = Language(Cow::Borrowed("rust"));
+
+    /// The name as given (aliases are resolved by the verifier's language table).
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 
-    /// Parses a SandboxFusion-style language name (`python`, `python3`, `cpp`, `c++`, `c`,
-    /// `rust`).
+    /// Checks the spelling of a language name; `None` when it cannot be one.
     pub fn parse(name: &str) -> Option<Language> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "python" | "python3" | "py" => Some(Language::Python),
-            "c" => Some(Language::C),
-            "cpp" | "c++" => Some(Language::Cpp),
-            "rust" | "rs" => Some(Language::Rust),
-            _ => None,
-        }
+        let name = name.trim();
+        let ok = (1..=32).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'#' | b'-'));
+        ok.then(|| Language(Cow::Owned(name.to_owned())))
+    }
+
+    /// Whether this is Python (`python`, `python3` or `py`): the language of the
+    /// function-call harness and of the wasm backend.
+    pub fn is_python(&self) -> bool {
+        matches!(self.as_str(), "python" | "python3" | "py")
+    }
+}
+
+impl TryFrom<String> for Language {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Language::parse(&s).ok_or_else(|| {
+            format!("language: {s:?} is not a language name (1 to 32 letters, digits, _ + # -)")
+        })
+    }
+}
+
+impl From<Language> for String {
+    fn from(l: Language) -> String {
+        l.0.into_owned()
+    }
+}
+
+impl std::fmt::Display for Language {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -104,7 +134,9 @@ pub enum CodeTest {
     /// Run with `stdin`; pass when the program exits 0 and its stdout equals
     /// `expected_stdout` (trailing whitespace per line and trailing blank lines ignored).
     Io(IoTest),
-    /// HumanEval/MBPP style: run `source + "\n\n" + assert_code` (Python only).
+    /// HumanEval/MBPP/MultiPL-E style: run the source followed by `assert_code`. Python adds
+    /// a sentinel; other languages pass on exit 0, and the test-framework languages (`pytest`,
+    /// `junit`, `jest`, `go_test`) run the joined file as their test suite.
     Assert(AssertTest),
     /// Call `fn_name` (a global function, or a method of `Solution()`) with the JSON
     /// arguments; its JSON-serialised result is compared outside the sandbox (Python only).
@@ -122,11 +154,12 @@ pub struct IoTest {
     pub expected_stdout: String,
 }
 
-/// An assert test (Python only).
+/// An assert test: test code appended to the program.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AssertTest {
-    /// Python statements appended to the source, usually `assert f(x) == y` lines.
+    /// Code appended to the source: Python `assert f(x) == y` lines, a MultiPL-E test
+    /// function, or a test-framework suite.
     pub assert_code: String,
 }
 
@@ -265,9 +298,9 @@ impl CodeItem {
         for (i, t) in self.tests.iter().enumerate() {
             match t {
                 CodeTest::Io(_) => {}
-                CodeTest::Assert(_) | CodeTest::Call(_) if self.language != Language::Python => {
+                CodeTest::Call(_) if !self.language.is_python() => {
                     return Err(format!(
-                        "tests[{i}]: assert and function-call tests need language python, not {}",
+                        "tests[{i}]: function-call tests need language python, not {}",
                         self.language.as_str()
                     ));
                 }

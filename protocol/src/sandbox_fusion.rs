@@ -21,7 +21,8 @@ use crate::code::{Backend, CodeVerdict};
 pub struct RunCodeRequest {
     /// The program.
     pub code: String,
-    /// Language name: `python` (`python3`), `cpp`, `c`, `rust`. Others answer `SandboxError`.
+    /// Language name: any of the verifier's language table (SandboxFusion's values, `c`, and
+    /// aliases). Others, and languages whose toolchain is missing, answer `SandboxError`.
     pub language: String,
     /// Standard input. Default empty.
     #[serde(default)]
@@ -35,10 +36,13 @@ pub struct RunCodeRequest {
     /// Memory limit, MiB; -1 (the default) means the verifier's default of 1024 MiB.
     #[serde(default = "minus_one")]
     pub memory_limit_MB: i64,
-    /// Extra files placed next to the program: relative path → base64 content.
+    /// Extra files placed next to the program in its working directory: relative path →
+    /// base64 content (`null` entries are skipped, as SandboxFusion does).
     #[serde(default)]
-    pub files: BTreeMap<String, String>,
-    /// Files to return after the run. Not supported: a non-empty list is rejected (422).
+    pub files: BTreeMap<String, Option<String>>,
+    /// Files to return after the run, relative to the working directory or absolute inside
+    /// the box (e.g. `/mnt/out.txt`). At most 256 names; each file at most 16 MiB and 32 MiB
+    /// in all; missing files are left out, as in SandboxFusion (`files_skipped` says why).
     #[serde(default)]
     pub fetch_files: Vec<String>,
 }
@@ -109,8 +113,11 @@ pub struct RunCodeResponse {
     pub run_result: Option<CommandRunResult>,
     /// Always null here (SandboxFusion names its executor pod).
     pub executor_pod_name: Option<String>,
-    /// Fetched files; always empty here.
+    /// Fetched files: requested name → base64 content.
     pub files: BTreeMap<String, String>,
+    /// Requested files not returned, with the reason (extra field).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files_skipped: BTreeMap<String, String>,
     /// This verifier's verdict of the run (extra field), as if stdout were not compared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<CodeVerdict>,

@@ -121,6 +121,8 @@ fn spec(argv: &[&str]) -> RunSpec {
         }],
         stdin: vec![],
         limits: RunLimits::for_run(Duration::from_secs(20), 512 << 20),
+        workdir: None,
+        fetch: vec![],
     }
 }
 

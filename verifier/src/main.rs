@@ -93,6 +93,10 @@ struct ServeArgs {
     /// Root-only directory for sandbox run files. Default `$TMPDIR/rlvr-verifier`.
     #[arg(long, env = "VERIFIER_SANDBOX_DIR")]
     sandbox_dir: Option<PathBuf>,
+    /// Language table replacing the built-in one (format: sandbox-images/languages.toml);
+    /// read and validated at start, unknown keys refused.
+    #[arg(long, env = "VERIFIER_LANGUAGES")]
+    languages: Option<PathBuf>,
     /// The CPython WASI runtime for the wasm backend (default: where
     /// `sandbox-images/fetch-python-wasm.sh` installs it). Its SHA-256 is checked at start.
     #[arg(long, env = "RLVR_PYTHON_WASM")]
@@ -162,7 +166,20 @@ fn serve(args: ServeArgs) -> Result<()> {
             if let Some(dir) = &args.sandbox_dir {
                 cfg.work_dir.clone_from(dir);
             }
-            let judge = Judge::new(NsSandbox::new(cfg));
+            let mut judge = Judge::new(NsSandbox::new(cfg));
+            if let Some(path) = &args.languages {
+                judge = judge.with_languages(verifier::judge::language::Languages::load(path)?);
+            }
+            let (ready, missing): (Vec<_>, Vec<_>) = judge
+                .languages()
+                .all()
+                .iter()
+                .partition(|l| l.ready_binds().is_ok());
+            tracing::info!(
+                ready = %ready.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(","),
+                not_offered = %missing.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(","),
+                "languages"
+            );
             match judge.unavailable_reason() {
                 None => tracing::info!("code judging ready (namespace sandbox)"),
                 Some(why) => tracing::warn!(

@@ -220,7 +220,9 @@ async fn code_routes_reject_bad_input_with_named_limits() {
         (item(json!({"tests": []})), "tests"),
         (item(json!({"response": "x"})), "exactly one"),
         (
-            item(json!({"language": "c", "tests": [{"assert_code": "assert True"}]})),
+            item(
+                json!({"language": "c", "tests": [{"fn_name": "f", "args_json": "[]", "expected_json": "1"}]}),
+            ),
             "python",
         ),
         (
@@ -253,7 +255,7 @@ async fn code_routes_reject_bad_input_with_named_limits() {
     );
     for (bad, needle) in [
         (
-            json!({"code": "print(1)", "language": "python", "fetch_files": ["a"]}),
+            json!({"code": "print(1)", "language": "python", "fetch_files": vec!["a"; 300]}),
             "fetch_files",
         ),
         (
@@ -298,7 +300,7 @@ async fn run_code_over_a_real_socket_with_files() {
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app(state)).await });
     let client = reqwest::Client::new();
-    let body = json!({"code": "print(open('/src/data/in.txt').read().strip())", "language": "python3",
+    let body = json!({"code": "print(open('data/in.txt').read().strip())", "language": "python3",
                       "files": {"data/in.txt": "aGVsbG8K"}});
     let v: Value = client
         .post(format!("http://{addr}{}", route::RUN_CODE))

@@ -1066,6 +1066,8 @@ fn a_helper_killed_from_outside_fails_only_its_run() {
         binds: vec![],
         stdin: vec![],
         limits: RunLimits::for_run(std::time::Duration::from_secs(20), 256 << 20),
+        workdir: None,
+        fetch: vec![],
     };
     let victim = spec(format!("import time\ntime.sleep(30)  # {nonce}\n"));
     std::thread::scope(|s| {

@@ -1,6 +1,12 @@
 //! `POST /v1/code/judge` (batch judging), SandboxFusion-compatible `POST /run_code` and
 //! `GET /v1/ping`.
 //!
+//! `/run_code` follows SandboxFusion's runners: every language of the verifier's language
+//! table; the program runs in its working directory next to `files` (relative paths);
+//! `fetch_files` come back base64-encoded after the run; a language SandboxFusion compiles
+//! inside its run step (`csharp`) reports a failed compile as the run. Differences: the box
+//! has no network but its own loopback, and files are size-capped.
+//!
 //! Every item runs off the async threads while holding a CPU permit, so the batch's items run
 //! in parallel within the concurrency budget and a slow program never stalls the acceptor.
 //! A panic while judging fails that request only (500); the judge holds no state a panic
@@ -34,7 +40,8 @@ fn judge_of(state: &AppState) -> Result<Arc<Judge>, AppError> {
         .ok_or_else(|| AppError::Unavailable("code judging is not enabled on this verifier".into()))
 }
 
-/// Checks the request-level limits of a batch (422 naming the limit).
+/// Checks the request-level limits of a batch (422 naming the limit), and the languages
+/// against the judge's table when judging is enabled.
 fn check_limits(state: &AppState, items: &[CodeItem]) -> Result<(), AppError> {
     let l = &state.limits;
     if items.len() > l.max_code_items {
@@ -48,6 +55,14 @@ fn check_limits(state: &AppState, items: &[CodeItem]) -> Result<(), AppError> {
     for (i, item) in items.iter().enumerate() {
         item.validate()
             .map_err(|m| AppError::Unprocessable(format!("items[{i}].{m}")))?;
+        if let Some(judge) = &state.judge
+            && judge.languages().get(item.language.as_str()).is_none()
+        {
+            return Err(AppError::Unprocessable(format!(
+                "items[{i}].language: {}",
+                judge.languages().unknown(item.language.as_str())
+            )));
+        }
         let code = item
             .source_code
             .as_ref()
@@ -136,6 +151,7 @@ fn sandbox_error(message: String) -> RunCodeResponse {
         run_result: None,
         executor_pod_name: None,
         files: Default::default(),
+        files_skipped: Default::default(),
         verdict: Some(CodeVerdict::SandboxError),
         backend: None,
     }
@@ -165,6 +181,9 @@ fn step(out: &RunOutcome) -> CommandRunResult {
     }
 }
 
+/// Most names `fetch_files` may list.
+const MAX_FETCH_FILES: usize = 256;
+
 fn failed(r: &CommandRunResult) -> bool {
     r.status != CommandStatus::Finished || r.return_code != Some(0)
 }
@@ -175,10 +194,11 @@ pub(super) async fn run_code(
     AppJson(req): AppJson<RunCodeRequest>,
 ) -> Result<Json<RunCodeResponse>, AppError> {
     let l = &state.limits;
-    if !req.fetch_files.is_empty() {
-        return Err(AppError::Unprocessable(
-            "fetch_files: returning files is not supported by this verifier".into(),
-        ));
+    if req.fetch_files.len() > MAX_FETCH_FILES {
+        return Err(AppError::Unprocessable(format!(
+            "fetch_files: {} names exceed {MAX_FETCH_FILES}",
+            req.fetch_files.len()
+        )));
     }
     if req.code.len() > l.max_code_bytes {
         return Err(AppError::Unprocessable(format!(
@@ -191,6 +211,8 @@ pub(super) async fn run_code(
     let mut files = Vec::with_capacity(req.files.len());
     let mut input_total = stdin.len();
     for (name, b64) in &req.files {
+        // SandboxFusion skips files whose content is null.
+        let Some(b64) = b64 else { continue };
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(b64)
             .map_err(|e| AppError::Unprocessable(format!("files[{name:?}]: not base64: {e}")))?;
@@ -216,18 +238,18 @@ pub(super) async fn run_code(
             )));
         }
     };
-    let Some(language) = Language::parse(&req.language) else {
-        return Ok(Json(sandbox_error(format!(
-            "language {:?} is not supported (python, c, cpp, rust)",
-            req.language
-        ))));
-    };
     let judge = judge_of(&state)?;
+    let Some(language) = Language::parse(&req.language) else {
+        return Ok(Json(sandbox_error(
+            judge.languages().unknown(&req.language),
+        )));
+    };
     let once = RunOnce {
         language,
         code: req.code,
         stdin,
         files,
+        fetch_files: req.fetch_files,
         compile_timeout,
         run_timeout,
         memory_bytes: memory_mb << 20,
@@ -245,6 +267,8 @@ pub(super) async fn run_code(
             let compile_result = r.compile.as_ref().map(step);
             let run_result = r.run.as_ref().map(step);
             let verdict = match (&r.compile, &r.run) {
+                // A failed compile reported as the run (SandboxFusion's csharp).
+                (None, Some(_)) if r.run_is_failed_compile => CodeVerdict::CompileError,
                 (_, Some(run)) => {
                     verdict::limits_verdict(run, false).unwrap_or(CodeVerdict::Accepted)
                 }
@@ -263,7 +287,8 @@ pub(super) async fn run_code(
                 compile_result,
                 run_result,
                 executor_pod_name: None,
-                files: Default::default(),
+                files: r.fetched.files,
+                files_skipped: r.fetched.skipped,
                 verdict: Some(verdict),
                 backend: Some(protocol::Backend::Ns),
             }

@@ -126,10 +126,10 @@ pub fn document(limits: &super::Limits) -> Value {
                             {"required": ["response"], "properties": {"response": {"type": "string"}}}]},
                         {"anyOf": [
                             {"properties": {"language": {"enum": ["python", "python3", "py"]}}},
-                            {"properties": {"tests": {"items": {"$ref": "#/components/schemas/IoTest"}}}}]}],
+                            {"properties": {"tests": {"items": {"oneOf": [{"$ref": "#/components/schemas/IoTest"}, {"$ref": "#/components/schemas/AssertTest"}]}}}}]}],
                     "properties": {
                     "id": {"type": "string", "nullable": true},
-                    "language": {"type": "string", "enum": ["python", "python3", "py", "c", "cpp", "c++", "rust", "rs"]},
+                    "language": {"type": "string", "pattern": "^[A-Za-z0-9_+#-]{1,32}$", "description": "a language of the verifier's table (sandbox-images/languages.toml): SandboxFusion's names (python, cpp, nodejs, go, java, junit, jest, go_test, pytest, R, D_ut, …), c, and aliases; unknown names answer 422"},
                     "source_code": {"type": "string", "nullable": true, "maxLength": max_code, "description": "the program (exactly one of source_code and response)"},
                     "response": {"type": "string", "nullable": true, "maxLength": max_code, "description": "a model response; its last fenced code block is the program"},
                     "tests": {"type": "array", "minItems": 1, "maxItems": max_tests, "items": {"$ref": "#/components/schemas/CodeTest"}},
@@ -147,7 +147,7 @@ pub fn document(limits: &super::Limits) -> Value {
                     {"$ref": "#/components/schemas/CallTest"}]},
                 "IoTest": {"type": "object", "additionalProperties": false, "required": ["expected_stdout"], "properties": {
                     "stdin": {"type": "string", "default": ""}, "expected_stdout": {"type": "string"}}},
-                "AssertTest": {"type": "object", "additionalProperties": false, "required": ["assert_code"], "description": "python only", "properties": {
+                "AssertTest": {"type": "object", "additionalProperties": false, "required": ["assert_code"], "description": "test code appended to the program: Python asserts (with a sentinel), a MultiPL-E test, or a test-framework suite (pytest, junit, jest, go_test)", "properties": {
                     "assert_code": {"type": "string"}}},
                 "CallTest": {"type": "object", "additionalProperties": false, "required": ["fn_name", "args_json", "expected_json"], "description": "python only", "properties": {
                     "fn_name": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,127}$"},
@@ -182,13 +182,13 @@ pub fn document(limits: &super::Limits) -> Value {
                     "results": {"type": "array", "items": {"$ref": "#/components/schemas/CodeResult"}}}},
                 "RunCodeRequest": {"type": "object", "additionalProperties": false, "required": ["code", "language"], "properties": {
                     "code": {"type": "string", "maxLength": max_code},
-                    "language": {"type": "string", "description": "python (python3), cpp, c, rust; others answer SandboxError"},
+                    "language": {"type": "string", "description": "a language of the verifier's table (SandboxFusion's names, c, aliases); others answer SandboxError"},
                     "stdin": {"type": "string", "nullable": true},
                     "compile_timeout": {"type": "number", "default": 10, "exclusiveMinimum": true, "minimum": 0, "maximum": 60},
                     "run_timeout": {"type": "number", "default": 10, "exclusiveMinimum": true, "minimum": 0, "maximum": 60},
                     "memory_limit_MB": {"anyOf": [{"type": "integer", "enum": [-1]}, {"type": "integer", "minimum": 16, "maximum": 8192}], "default": -1, "description": "-1 (1024 MiB) or 16..=8192"},
-                    "files": {"type": "object", "additionalProperties": {"type": "string", "format": "byte"}, "description": "relative path (no '..', no empty component) under /src → base64 content; other paths answer SandboxError"},
-                    "fetch_files": {"type": "array", "items": {"type": "string"}, "maxItems": 0}}},
+                    "files": {"type": "object", "additionalProperties": {"type": "string", "format": "byte", "nullable": true}, "description": "path relative to the working directory (no '..', no empty component) → base64 content (null: skipped); other paths answer SandboxError"},
+                    "fetch_files": {"type": "array", "items": {"type": "string"}, "maxItems": 256, "description": "files to return after the run: relative to the working directory, or absolute inside the box"}}},
                 "CommandRunResult": {"type": "object", "additionalProperties": false, "required": ["status"], "properties": {
                     "status": {"type": "string", "enum": ["Finished", "Error", "TimeLimitExceeded"]},
                     "execution_time": {"type": "number", "nullable": true},
@@ -204,7 +204,8 @@ pub fn document(limits: &super::Limits) -> Value {
                     "compile_result": {"allOf": [{"$ref": "#/components/schemas/CommandRunResult"}], "nullable": true},
                     "run_result": {"allOf": [{"$ref": "#/components/schemas/CommandRunResult"}], "nullable": true},
                     "executor_pod_name": {"type": "string", "nullable": true},
-                    "files": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "files": {"type": "object", "additionalProperties": {"type": "string", "format": "byte"}},
+                    "files_skipped": {"type": "object", "additionalProperties": {"type": "string"}, "description": "requested files not returned, with the reason"},
                     "verdict": {"$ref": "#/components/schemas/CodeVerdict"},
                     "backend": {"type": "string", "enum": ["wasm", "ns"]}}}
             }

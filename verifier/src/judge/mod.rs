@@ -2,13 +2,16 @@
 //! submission's verdict and reward.
 //!
 //! * [`backend`]: which backend judges a Python item under `backend: auto`.
-//! * [`language`]: compile and run commands per language.
-//! * [`harness`]: the trusted checker of assert and function-call tests, code extraction.
+//! * [`language`]: the language table (compile and run commands, binds, resource profiles).
+//! * [`harness`]: the trusted checker of Python assert and function-call tests, code
+//!   extraction.
 //! * [`compare`]: output comparison outside the box.
 //! * [`verdict`]: a run's outcome → a verdict.
 //!
-//! Compiled languages compile once per submission, in the same sandbox kind with their own
-//! limits ([`RunLimits::for_compile`]); the binary is bound read-only into each test run.
+//! Compiled languages compile once per submission (per assert test when the test code is
+//! part of the program), in the same sandbox kind with their own limits
+//! ([`RunLimits::for_compile`]); the output is bound read-only at `/out` into each test run.
+//! Every `ns` run starts in `/box`, a private writable copy of the program and its files.
 
 pub mod backend;
 pub mod compare;
@@ -28,8 +31,8 @@ use protocol::{
     RewardMode, RunReport, TestResult,
 };
 
-use crate::sandbox::{Bind, NsSandbox, RunLimits, RunOutcome, RunSpec, Sandbox};
-use language::{Recipe, Toolchains};
+use crate::sandbox::{Bind, Fetched, NsSandbox, RunLimits, RunOutcome, RunSpec, Sandbox};
+use language::{LanguageSpec, Languages, Profile, Program};
 
 /// One program to run once (SandboxFusion's `/run_code`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,8 +43,10 @@ pub struct RunOnce {
     pub code: String,
     /// Standard input.
     pub stdin: Vec<u8>,
-    /// Extra files: relative path under `/src` → content.
+    /// Extra files: path relative to the working directory `/box` → content.
     pub files: Vec<(String, Vec<u8>)>,
+    /// Files to return after the run (relative to `/box`, or absolute inside the box).
+    pub fetch_files: Vec<String>,
     /// Compile wall-clock limit.
     pub compile_timeout: Duration,
     /// Run wall-clock limit.
@@ -58,6 +63,11 @@ pub struct RunOnceResult {
     pub compile: Option<RunOutcome>,
     /// Run outcome.
     pub run: Option<RunOutcome>,
+    /// `run` is a failed compile: the language has no separate compile step in
+    /// SandboxFusion (`compile_in_run`), which reports it as the run.
+    pub run_is_failed_compile: bool,
+    /// The files `fetch_files` named.
+    pub fetched: Fetched,
 }
 
 /// Judges submissions with the sandboxes this host offers.
@@ -69,7 +79,7 @@ pub struct Judge {
     #[cfg(feature = "wasm")]
     wasm_spares: Option<Arc<crate::sandbox::wasm::WasmSandbox>>,
     wasm_error: Option<String>,
-    tools: Toolchains,
+    langs: Arc<Languages>,
     work_dir: PathBuf,
 }
 
@@ -107,28 +117,67 @@ impl Workdir {
         Ok(())
     }
 
-    /// The binds and environment of every run of a submission: the toolchain's binds and
-    /// `src/` read-only at `/src` (compile runs add `/out`).
-    fn box_of(&self, recipe: &Recipe) -> (Vec<Bind>, Vec<(String, String)>) {
-        let mut binds = recipe.binds.clone();
-        binds.push(Bind {
-            host: self.src.clone(),
-            inside: "/src".into(),
-            writable: false,
-        });
-        let mut env = language::base_env();
-        env.extend(recipe.env.iter().cloned());
-        (binds, env)
+    /// Fresh sibling source and output directories (`src-N`, `out-N`) for a program of its
+    /// own (an assert test whose code joins the program); `out-N` belongs to `owner`.
+    fn sub(&self, n: usize, owner: Option<(u32, u32)>) -> std::io::Result<(PathBuf, PathBuf)> {
+        let (src, out) = (
+            self.root.join(format!("src-{n}")),
+            self.root.join(format!("out-{n}")),
+        );
+        fs::DirBuilder::new().mode(0o755).create(&src)?;
+        fs::DirBuilder::new().mode(0o700).create(&out)?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&out, Some(uid), Some(gid))?;
+        }
+        Ok((src, out))
     }
 }
 
-/// The command of a test run: the compiled program, or the interpreter on `/src/file`.
-fn run_argv(recipe: &Recipe, lang: Language, file: &str) -> Vec<String> {
-    let mut argv = recipe.run_prefix.clone();
-    if !language::is_compiled(lang) {
-        argv.push(format!("/src/{file}"));
+/// The environment of a language's runs.
+fn env_of(spec: &LanguageSpec) -> Vec<(String, String)> {
+    let mut env = language::base_env();
+    env.extend(spec.env().iter().cloned());
+    env
+}
+
+/// Limits of a test run under a language's profile.
+fn run_limits(profile: &Profile, wall: Duration, memory_bytes: u64) -> RunLimits {
+    let mut l = RunLimits::for_run(wall, memory_bytes);
+    l.pids = profile.pids;
+    l.scratch_bytes = profile.scratch_mb << 20;
+    l.open_files = profile.open_files;
+    l
+}
+
+/// Limits of a compile step under a language's profile (`wall`: the request's, else the
+/// profile's `compile_seconds`).
+fn compile_limits(profile: &Profile, wall: Option<Duration>) -> RunLimits {
+    let mut l = RunLimits::for_compile();
+    let w = wall.unwrap_or(Duration::from_secs(profile.compile_seconds));
+    l.wall = w;
+    l.cpu = w;
+    l.pids = profile.compile_pids;
+    l.scratch_bytes = l.scratch_bytes.max(profile.scratch_mb << 20);
+    l.open_files = l.open_files.max(profile.open_files);
+    l
+}
+
+/// `/out` bound from `host`.
+fn out_bind(host: &std::path::Path, writable: bool) -> Bind {
+    Bind {
+        host: host.to_path_buf(),
+        inside: "/out".into(),
+        writable,
     }
-    argv
+}
+
+/// Whether a relative path (of `files`) stays inside the working directory.
+fn relative_path_ok(rel: &str) -> bool {
+    !rel.is_empty()
+        && !rel.starts_with('/')
+        && rel
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
 impl Drop for Workdir {
@@ -142,16 +191,22 @@ impl Drop for Workdir {
 struct Prepared {
     stdin: Vec<u8>,
     check: Check,
+    /// A program of its own (non-Python assert test): its source and output directories
+    /// and commands.
+    own: Option<(PathBuf, PathBuf, Program)>,
 }
 
 /// How a test is run and judged.
 enum Check {
     /// The program on the test's stdin; its stdout compared with `expected`.
     Io { expected: String },
-    /// The checker runs the asserts (its stdin carries them).
+    /// The checker runs the asserts (its stdin carries them); Python.
     Assert,
-    /// The checker calls the function; its JSON result compared with `expected`.
+    /// The checker calls the function; its JSON result compared with `expected`; Python.
     Call { expected: serde_json::Value },
+    /// Test code appended to the program (any language but Python): passes on exit 0; a
+    /// test framework's exit code means what the language table says.
+    Suite { framework: bool },
 }
 
 /// Keeps large run buffers (8 MiB output caps, the copies of floods, wasm host buffers) out of
@@ -196,9 +251,21 @@ impl Judge {
             #[cfg(feature = "wasm")]
             wasm_spares: None,
             wasm_error: Some("the wasm backend was not loaded".into()),
-            tools: Toolchains::detect(),
+            langs: Arc::new(Languages::builtin()),
             work_dir,
         }
+    }
+
+    /// The same judge with another language table (toolchains checked on this host).
+    #[must_use]
+    pub fn with_languages(mut self, langs: Languages) -> Judge {
+        self.langs = Arc::new(langs.detect());
+        self
+    }
+
+    /// The language table in use.
+    pub fn languages(&self) -> &Languages {
+        &self.langs
     }
 
     /// The same judge with the wasm backend (or the reason it is missing), used for Python
@@ -263,7 +330,7 @@ impl Judge {
     pub fn judge(&self, item: &CodeItem) -> CodeResult {
         let start = Instant::now();
         let auto = item.backend == BackendChoice::Auto
-            && item.language == Language::Python
+            && item.language.is_python()
             && self.wasm.is_some()
             && self.ns.is_some();
         let mut result = if auto {
@@ -320,15 +387,20 @@ impl Judge {
         if let Err(msg) = item.validate() {
             return sandbox_error(format!("invalid item: {msg}"));
         }
+        let (spec, lang_binds) = match self.langs.ready(item.language.as_str()) {
+            Ok(r) => r,
+            Err(msg) => return sandbox_error(msg),
+        };
+        let python = spec.name == Language::Python.as_str();
         let use_wasm = match choice {
             BackendChoice::Wasm => true,
             BackendChoice::Ns => false,
-            BackendChoice::Auto => item.language == Language::Python && self.wasm.is_some(),
+            BackendChoice::Auto => python && self.wasm.is_some(),
         };
         let backend = if use_wasm { Backend::Wasm } else { Backend::Ns };
         let sandbox_error =
             |msg: String| Self::failed(total, backend, CodeVerdict::SandboxError, msg);
-        if use_wasm && item.language != Language::Python {
+        if use_wasm && !python {
             return sandbox_error(format!(
                 "the wasm backend runs python only, not {}",
                 item.language.as_str()
@@ -370,34 +442,35 @@ impl Judge {
             },
             (None, None) => return sandbox_error("no program".into()),
         };
-        let recipe = match language::recipe(item.language, &self.tools) {
-            Ok(r) => r,
-            Err(msg) => return sandbox_error(msg),
+        let program = match spec.program(&source, &[]) {
+            Ok(p) => p,
+            Err(msg) => return Self::failed(total, backend, CodeVerdict::CompileError, msg),
         };
-        let mut work = match self.workdir(self.ns.as_deref()) {
+        let work = match self.workdir(self.ns.as_deref()) {
             Ok(w) => w,
             Err(e) => return sandbox_error(format!("preparing the work directory: {e}")),
         };
         let opts = item.options.clone().unwrap_or_default();
-        let prepared = match Self::prepare(item, &source, &recipe, &mut work) {
+        let owner = self.ns.as_deref().map(|n| (n.config().uid, n.config().gid));
+        let mut work = work;
+        let prepared = match Self::prepare(item, spec, &source, &program, &mut work, owner) {
             Ok(p) => p,
             Err(e) => return sandbox_error(format!("writing the sources: {e}")),
         };
-        let (mut binds, env) = work.box_of(&recipe);
-        if let Some(judge) = &work.judge {
-            binds.push(Bind {
-                host: judge.clone(),
-                inside: harness::JUDGE_DIR_INSIDE.into(),
-                writable: false,
-            });
-        }
+        let env = env_of(spec);
+        let mut binds = lang_binds.to_vec();
+        let checker = work.judge.clone();
+        let needs_main_build = prepared.iter().any(|p| p.own.is_none());
         let mut compile_report = None;
-        if let (Some(ns), true) = (self.ns.as_deref(), recipe.compile.is_some()) {
-            match Self::compile(ns, &recipe, &work, &binds, &env, RunLimits::for_compile()) {
+        if let (Some(ns), Some(cmd), true) =
+            (self.ns.as_deref(), &program.compile, needs_main_build)
+        {
+            let limits = compile_limits(&spec.profile, None);
+            match Self::compile(ns, cmd, &work.src, &work.out, &binds, &env, limits) {
                 Err(e) => return sandbox_error(format!("compile step: {e}")),
                 Ok(out) => {
                     let report = verdict::report(&out);
-                    if let Some(why) = Self::compile_failure(&out, &work) {
+                    if let Some(why) = Self::compile_failure(&out) {
                         let mut r =
                             Self::failed(total, Backend::Ns, CodeVerdict::CompileError, why);
                         r.compile = Some(report);
@@ -406,41 +479,46 @@ impl Judge {
                     compile_report = Some(report);
                 }
             }
-            binds.push(Self::out_bind(&work, false));
         }
-        let limits = RunLimits::for_run(
+        if program.compile.is_some() {
+            binds.push(out_bind(&work.out, false));
+        }
+        let limits = run_limits(
+            &spec.profile,
             Duration::from_secs_f64(item.time_limit_s),
             item.memory_limit_mb << 20,
         );
         let mut tests = Vec::with_capacity(total);
         for p in &prepared {
-            let checked = !matches!(p.check, Check::Io { .. });
-            let argv = if checked {
-                harness::check_argv(&recipe.run_prefix[0])
-            } else {
-                run_argv(&recipe, item.language, recipe.source_file)
-            };
-            let spec = RunSpec {
-                argv,
-                env: env.clone(),
-                binds: binds.clone(),
-                stdin: p.stdin.clone(),
+            let t = match self.run_prepared(
+                sandbox,
+                use_wasm,
+                spec,
+                &program,
+                p,
+                &work,
+                checker.as_deref(),
+                &binds,
+                &env,
                 limits,
-            };
-            let ran = if checked {
-                sandbox.run_checked(&spec)
-            } else {
-                sandbox.run(&spec)
-            };
-            let t = match ran {
-                Ok(out) => TestResult {
-                    verdict: Self::check(&out, &p.check, &opts),
+            ) {
+                Ok((out, None)) => TestResult {
+                    verdict: Self::check(&out, &p.check, &opts, spec),
                     run: verdict::report(&out),
                 },
+                Ok((out, Some(why))) => {
+                    // A per-test program that did not compile.
+                    let mut run = verdict::report(&out);
+                    run.stderr_head = format!("{why}\n{}", run.stderr_head);
+                    TestResult {
+                        verdict: CodeVerdict::CompileError,
+                        run,
+                    }
+                }
                 Err(e) => TestResult {
                     verdict: CodeVerdict::SandboxError,
                     run: RunReport {
-                        stderr_head: e.to_string(),
+                        stderr_head: e,
                         ..RunReport::default()
                     },
                 },
@@ -491,44 +569,147 @@ impl Judge {
         }
     }
 
-    fn out_bind(work: &Workdir, writable: bool) -> Bind {
-        Bind {
-            host: work.out.clone(),
-            inside: "/out".into(),
-            writable,
+    /// Runs one prepared test: Python's checked tests through the trusted checker (`/src`
+    /// holds the program, `/judge` the checker); on wasm the Python program from `/src`; on
+    /// `ns` in a fresh `/box` (a program of its own is compiled first; a failed compile comes
+    /// back with its reason).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site; the pieces of one run"
+    )]
+    fn run_prepared(
+        &self,
+        sandbox: &dyn Sandbox,
+        use_wasm: bool,
+        spec: &LanguageSpec,
+        program: &Program,
+        p: &Prepared,
+        work: &Workdir,
+        checker: Option<&std::path::Path>,
+        binds: &[Bind],
+        env: &[(String, String)],
+        limits: RunLimits,
+    ) -> Result<(RunOutcome, Option<String>), String> {
+        let src_bind = Bind {
+            host: work.src.clone(),
+            inside: "/src".into(),
+            writable: false,
+        };
+        if matches!(p.check, Check::Assert | Check::Call { .. }) {
+            let mut b = binds.to_vec();
+            b.push(src_bind);
+            if let Some(dir) = checker {
+                b.push(Bind {
+                    host: dir.to_path_buf(),
+                    inside: harness::JUDGE_DIR_INSIDE.into(),
+                    writable: false,
+                });
+            }
+            let run = RunSpec {
+                argv: harness::check_argv(&program.run[0]),
+                env: env.to_vec(),
+                binds: b,
+                stdin: p.stdin.clone(),
+                limits,
+                workdir: (!use_wasm).then(|| work.src.clone()),
+                fetch: vec![],
+            };
+            return sandbox
+                .run_checked(&run)
+                .map(|o| (o, None))
+                .map_err(|e| e.to_string());
         }
+        if use_wasm {
+            let run = RunSpec {
+                argv: vec![
+                    program.run[0].clone(),
+                    "-B".into(),
+                    format!("/src/{}", program.source_name),
+                ],
+                env: env.to_vec(),
+                binds: vec![src_bind],
+                stdin: p.stdin.clone(),
+                limits,
+                workdir: None,
+                fetch: vec![],
+            };
+            return sandbox
+                .run(&run)
+                .map(|o| (o, None))
+                .map_err(|e| e.to_string());
+        }
+        let (dir, argv, run_binds) = match &p.own {
+            None => (work.src.clone(), program.run.clone(), binds.to_vec()),
+            Some((dir, out_dir, program)) => {
+                if let (Some(ns), Some(cmd)) = (self.ns.as_deref(), &program.compile) {
+                    // The submission's own /out is replaced by this program's.
+                    let base: Vec<Bind> = binds
+                        .iter()
+                        .filter(|b| b.inside != "/out")
+                        .cloned()
+                        .collect();
+                    let limits = compile_limits(&spec.profile, None);
+                    let out = Self::compile(ns, cmd, dir, out_dir, &base, env, limits)
+                        .map_err(|e| format!("compile step: {e}"))?;
+                    if let Some(why) = Self::compile_failure(&out) {
+                        return Ok((out, Some(why)));
+                    }
+                    let mut b = base;
+                    b.push(out_bind(out_dir, false));
+                    (dir.clone(), program.run.clone(), b)
+                } else {
+                    (dir.clone(), program.run.clone(), binds.to_vec())
+                }
+            }
+        };
+        let run = RunSpec {
+            argv,
+            env: env.to_vec(),
+            binds: run_binds,
+            stdin: p.stdin.clone(),
+            limits,
+            workdir: Some(dir),
+            fetch: vec![],
+        };
+        sandbox
+            .run(&run)
+            .map(|o| (o, None))
+            .map_err(|e| e.to_string())
     }
 
-    /// Runs the recipe's compiler with `/out` writable.
+    /// Runs a compile command in `/box` (a copy of `src`) with `out` writable at `/out`.
     fn compile(
         ns: &NsSandbox,
-        recipe: &Recipe,
-        work: &Workdir,
+        cmd: &[String],
+        src: &std::path::Path,
+        out: &std::path::Path,
         binds: &[Bind],
         env: &[(String, String)],
         limits: RunLimits,
     ) -> Result<RunOutcome, crate::sandbox::SandboxError> {
         let mut cbinds = binds.to_vec();
-        cbinds.push(Self::out_bind(work, true));
+        cbinds.push(out_bind(out, true));
         let spec = RunSpec {
-            argv: recipe.compile.clone().unwrap_or_default(),
+            argv: cmd.to_vec(),
             env: env.to_vec(),
             binds: cbinds,
             stdin: Vec::new(),
             limits,
+            workdir: Some(src.to_path_buf()),
+            fetch: vec![],
         };
         ns.run(&spec)
     }
 
-    /// Why a compile run failed, or `None` if it produced the program.
-    fn compile_failure(out: &RunOutcome, work: &Workdir) -> Option<String> {
+    /// Why a compile run failed, or `None` if it succeeded (exit 0 within its limits).
+    fn compile_failure(out: &RunOutcome) -> Option<String> {
         if out.timed_out {
             Some("compile time limit exceeded".into())
         } else if out.oom_killed {
             Some("the compiler ran out of memory".into())
         } else if out.stdout_truncated || out.stderr_truncated {
             Some("the compiler's output went past its cap".into())
-        } else if out.exit != crate::sandbox::Exit::Code(0) || !work.out.join("prog").is_file() {
+        } else if out.exit != crate::sandbox::Exit::Code(0) {
             Some("the compiler failed".into())
         } else {
             None
@@ -536,7 +717,8 @@ impl Judge {
     }
 
     /// Compiles (where needed) and runs one program once, SandboxFusion style: no tests, no
-    /// comparison. `files` are placed under `/src` next to the program.
+    /// comparison. The program and `files` are copied into the working directory `/box`;
+    /// `fetch_files` are read back after the run.
     pub fn run_once(&self, req: &RunOnce) -> Result<RunOnceResult, String> {
         let ns = self.ns.as_deref().ok_or_else(|| {
             format!(
@@ -544,56 +726,76 @@ impl Judge {
                 self.ns_error.as_deref().unwrap_or("unknown")
             )
         })?;
-        let recipe = language::recipe(req.language, &self.tools)?;
+        let (spec, lang_binds) = self.langs.ready(req.language.as_str())?;
+        let names: Vec<&str> = req.files.iter().map(|(n, _)| n.as_str()).collect();
+        let program = spec.program(&req.code, &names)?;
         let work = self
             .workdir(Some(ns))
             .map_err(|e| format!("preparing the work directory: {e}"))?;
-        let write = |rel: &str, bytes: &[u8]| -> Result<(), String> {
-            let ok = !rel.is_empty()
-                && !rel.starts_with('/')
-                && rel
-                    .split('/')
-                    .all(|c| !c.is_empty() && c != "." && c != "..");
-            if !ok {
-                return Err(format!("files: bad relative path {rel:?}"));
+        for (rel, bytes) in &req.files {
+            if !relative_path_ok(rel) {
+                return Err(format!(
+                    "files: {rel:?} is not a path relative to the working directory"
+                ));
             }
             work.write_src(rel, bytes)
-                .map_err(|e| format!("files: {e}"))
-        };
-        for (rel, bytes) in &req.files {
-            write(rel, bytes)?;
+                .map_err(|e| format!("files: {rel}: {e}"))?;
         }
-        write(recipe.source_file, req.code.as_bytes())?;
-        let (mut binds, env) = work.box_of(&recipe);
+        work.write_src(&program.source_name, program.source_text.as_bytes())
+            .map_err(|e| format!("writing the program: {e}"))?;
+        let env = env_of(spec);
+        let mut binds = lang_binds.to_vec();
         let mut compile = None;
-        if recipe.compile.is_some() {
-            let mut limits = RunLimits::for_compile();
-            limits.wall = req.compile_timeout;
-            limits.cpu = req.compile_timeout;
-            let out = Self::compile(ns, &recipe, &work, &binds, &env, limits)
+        if let Some(cmd) = &program.compile {
+            let limits = compile_limits(&spec.profile, Some(req.compile_timeout));
+            let out = Self::compile(ns, cmd, &work.src, &work.out, &binds, &env, limits)
                 .map_err(|e| format!("compile step: {e}"))?;
-            let failed = Self::compile_failure(&out, &work).is_some();
-            compile = Some(out);
+            let failed = Self::compile_failure(&out).is_some();
             if failed {
-                return Ok(RunOnceResult { compile, run: None });
+                let (compile, run) = if spec.compile_in_run {
+                    (None, Some(out))
+                } else {
+                    (Some(out), None)
+                };
+                return Ok(RunOnceResult {
+                    compile,
+                    run,
+                    run_is_failed_compile: spec.compile_in_run,
+                    fetched: Fetched::default(),
+                });
             }
-            binds.push(Self::out_bind(&work, false));
+            if !spec.compile_in_run {
+                compile = Some(out);
+            }
+            binds.push(out_bind(&work.out, false));
         }
-        let spec = RunSpec {
-            argv: run_argv(&recipe, req.language, recipe.source_file),
+        let run = RunSpec {
+            argv: program.run.clone(),
             env,
             binds,
             stdin: req.stdin.clone(),
-            limits: RunLimits::for_run(req.run_timeout, req.memory_bytes),
+            limits: run_limits(&spec.profile, req.run_timeout, req.memory_bytes),
+            workdir: Some(work.src.clone()),
+            fetch: req.fetch_files.clone(),
         };
-        let run = ns.run(&spec).map_err(|e| e.to_string())?;
+        let (run, fetched) = ns.run_fetching(&run).map_err(|e| e.to_string())?;
         Ok(RunOnceResult {
             compile,
             run: Some(run),
+            run_is_failed_compile: false,
+            fetched,
         })
     }
 
-    fn check(out: &RunOutcome, check: &Check, opts: &CodeOptions) -> CodeVerdict {
+    fn check(
+        out: &RunOutcome,
+        check: &Check,
+        opts: &CodeOptions,
+        spec: &LanguageSpec,
+    ) -> CodeVerdict {
+        if let Check::Suite { framework } = check {
+            return Self::check_suite(out, *framework, spec);
+        }
         if let Some(v) = verdict::limits_verdict(out, false) {
             return v;
         }
@@ -610,6 +812,39 @@ impl Judge {
             Check::Call { expected } => {
                 verdict::checked(&harness::report(&stdout), Some(expected), opts)
             }
+            Check::Suite { .. } => CodeVerdict::WrongAnswer,
+        }
+    }
+
+    /// The verdict of a test suite run (program + test code, any language but Python):
+    /// limits first; then a framework's exit code means what the language table says
+    /// (`framework_exit`), a failed assertion (its error on stderr, or the language's failure
+    /// banner even on exit 0) is a wrong answer, any other non-zero exit a runtime error.
+    /// Caveat: the program runs in the same process as its tests, so a program that exits 0
+    /// before them passes; prefer I/O tests for untrusted programs.
+    fn check_suite(out: &RunOutcome, framework: bool, spec: &LanguageSpec) -> CodeVerdict {
+        if let Some(v) = verdict::limits_verdict(out, false)
+            && v != CodeVerdict::RuntimeError
+        {
+            return v;
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let failed_banner = spec
+            .assert_failure_stderr()
+            .is_some_and(|m| stderr.contains(m));
+        match out.exit {
+            crate::sandbox::Exit::Code(0) if failed_banner => CodeVerdict::WrongAnswer,
+            crate::sandbox::Exit::Code(0) => CodeVerdict::Accepted,
+            crate::sandbox::Exit::Code(c) if framework => spec
+                .framework_verdict(c)
+                .unwrap_or(CodeVerdict::RuntimeError),
+            _ if ["AssertionError", "Assertion failed", "assertion failed"]
+                .iter()
+                .any(|m| stderr.contains(m)) =>
+            {
+                CodeVerdict::WrongAnswer
+            }
+            _ => CodeVerdict::RuntimeError,
         }
     }
 
@@ -643,30 +878,51 @@ impl Judge {
         Ok(work)
     }
 
-    /// Writes the program file(s) and turns each test into a run and a check.
+    /// Writes the program file(s) (and the checker, for Python's assert and call tests) and
+    /// turns each test into a run and a check.
     fn prepare(
         item: &CodeItem,
+        spec: &LanguageSpec,
         source: &str,
-        recipe: &Recipe,
+        program: &Program,
         work: &mut Workdir,
+        owner: Option<(u32, u32)>,
     ) -> std::io::Result<Vec<Prepared>> {
-        work.write_src(recipe.source_file, source.as_bytes())?;
-        if item.tests.iter().any(|t| !matches!(t, CodeTest::Io(_))) {
-            debug_assert_eq!(item.language, Language::Python);
+        work.write_src(&program.source_name, program.source_text.as_bytes())?;
+        let python = spec.name == Language::Python.as_str();
+        if python && item.tests.iter().any(|t| !matches!(t, CodeTest::Io(_))) {
             work.write_judge()?;
         }
         let mut out = Vec::with_capacity(item.tests.len());
-        for t in &item.tests {
+        for (i, t) in item.tests.iter().enumerate() {
             out.push(match t {
                 CodeTest::Io(io) => Prepared {
                     stdin: io.stdin.as_bytes().to_vec(),
                     check: Check::Io {
                         expected: io.expected_stdout.clone(),
                     },
+                    own: None,
                 },
+                CodeTest::Assert(a) if !python => {
+                    // The test code joins the program: a program (and compile) of its own.
+                    let joined = format!("{source}\n{}\n", a.assert_code);
+                    let own = spec.program(&joined, &[]).map_err(std::io::Error::other)?;
+                    let (dir, out_dir) = work.sub(i, owner)?;
+                    let p = dir.join(&own.source_name);
+                    fs::write(&p, own.source_text.as_bytes())?;
+                    fs::set_permissions(&p, fs::Permissions::from_mode(0o644))?;
+                    Prepared {
+                        stdin: Vec::new(),
+                        check: Check::Suite {
+                            framework: spec.framework,
+                        },
+                        own: Some((dir, out_dir, own)),
+                    }
+                }
                 CodeTest::Assert(a) => Prepared {
                     stdin: harness::assert_spec(&a.assert_code),
                     check: Check::Assert,
+                    own: None,
                 },
                 CodeTest::Call(c) => Prepared {
                     stdin: harness::call_spec(&c.fn_name, &c.args_json),
@@ -674,6 +930,7 @@ impl Judge {
                         expected: serde_json::from_str(&c.expected_json)
                             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?,
                     },
+                    own: None,
                 },
             });
         }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use protocol::Backend;
 
-pub use linux_ns::{NsConfig, NsSandbox};
+pub use linux_ns::{Fetched, NsConfig, NsSandbox};
 
 /// Why a run could not happen (never "the program failed": that is a [`RunOutcome`]).
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +125,13 @@ pub struct RunSpec {
     pub stdin: Vec<u8>,
     /// Limits.
     pub limits: RunLimits,
+    /// Namespace backend: a host directory (the verifier's own, never sandbox-writable)
+    /// whose contents are copied into `/box`, the program's writable working directory.
+    /// `None`: `/box` starts empty.
+    pub workdir: Option<PathBuf>,
+    /// Namespace backend: files to read back after the run (relative to `/box`, or
+    /// absolute inside the box), see [`NsSandbox::run_fetching`].
+    pub fetch: Vec<String>,
 }
 
 /// How the program's main process ended.

@@ -9,7 +9,10 @@
 //! 2. **init** (pid 1 of the box, root): unshares a mount namespace, builds the box and
 //!    pivots into it ([`super::mounts`]), forks the program and reaps until it ends. When init
 //!    exits the kernel kills everything left in the pid namespace (daemons, orphans).
-//! 3. **program**: standard input from the run's file, new session, rlimits, drops to the
+//!    After the program, when files were requested, init kills what is left of the tree
+//!    and a child of init, dropped to the program's uid, reads them back.
+//! 3. **program** (working directory `/box`): standard input from the run's file, new
+//!    session, rlimits, drops to the
 //!    sandbox uid/gid (no capabilities, no supplementary groups), enters a user namespace
 //!    mapping only that uid, `no_new_privs`, the seccomp filters last, then `execve`.
 
@@ -22,6 +25,7 @@ use std::ffi::CString;
 use std::fs;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use nix::fcntl::{OFlag, open};
@@ -91,6 +95,33 @@ pub struct HelperConfig {
     pub stack_bytes: u64,
     /// `RLIMIT_CPU` soft limit, seconds (the hard limit is one more).
     pub cpu_secs: u64,
+    /// Host directory (root-owned) whose contents are copied into `/box`, the program's
+    /// working directory.
+    #[serde(default)]
+    pub workdir: Option<PathBuf>,
+    /// Files to read back after the run (relative to `/box`, or absolute inside the box).
+    #[serde(default)]
+    pub fetch: Vec<String>,
+    /// Host file the fetched files are written to as JSON ([`Fetched`]), when `fetch` is not
+    /// empty.
+    #[serde(default)]
+    pub fetch_file: Option<PathBuf>,
+    /// Largest fetched file, bytes.
+    #[serde(default)]
+    pub fetch_file_bytes: u64,
+    /// All fetched files together, bytes.
+    #[serde(default)]
+    pub fetch_total_bytes: u64,
+}
+
+/// Files read back from the box after a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fetched {
+    /// Requested name → base64 content.
+    pub files: std::collections::BTreeMap<String, String>,
+    /// Requested name → why it was not returned (missing, not a regular file, too large).
+    pub skipped: std::collections::BTreeMap<String, String>,
 }
 
 /// What the helper reports.
@@ -215,6 +246,20 @@ fn init(cfg: &HelperConfig, filters: &[BpfProgram]) -> HelperStatus {
         Ok(fd) => fd,
         Err(e) => return HelperStatus::SetupFailed(format!("opening stdin: {e}")),
     };
+    // Likewise the host-side file the fetched files go to.
+    let fetch_out = match (&cfg.fetch_file, cfg.fetch.is_empty()) {
+        (Some(path), false) => match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NOFOLLOW)
+            .open(path)
+        {
+            Ok(f) => Some(f),
+            Err(e) => return HelperStatus::SetupFailed(format!("opening the fetch file: {e}")),
+        },
+        _ => None,
+    };
     if let Err(e) = mounts::build_root(cfg) {
         return HelperStatus::SetupFailed(e);
     }
@@ -243,7 +288,54 @@ fn init(cfg: &HelperConfig, filters: &[BpfProgram]) -> HelperStatus {
     if !msg.is_empty() {
         return HelperStatus::ExecFailed(msg);
     }
+    if let Some(out) = fetch_out {
+        fetch(cfg, out);
+    }
     status
+}
+
+/// Kills what is left of the program, then reads the requested files in a child that has
+/// dropped to the program's uid (so it can read nothing the program could not) and writes
+/// them to `out`.
+fn fetch(cfg: &HelperConfig, out: fs::File) {
+    use nix::sys::signal::{Signal, kill};
+    // Every other process of the pid namespace: daemons must not rewrite files mid-read.
+    let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+    while wait().is_ok() {}
+    // SAFETY: init is single-threaded (forked from the single-threaded helper).
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            let dropped = setgroups(&[])
+                .and_then(|()| {
+                    let gid = Gid::from_raw(cfg.gid);
+                    setresgid(gid, gid, gid)
+                })
+                .and_then(|()| {
+                    let uid = Uid::from_raw(cfg.uid);
+                    setresuid(uid, uid, uid)
+                });
+            let fetched = match dropped {
+                Ok(()) => {
+                    mounts::fetch_files(&cfg.fetch, cfg.fetch_file_bytes, cfg.fetch_total_bytes)
+                }
+                Err(e) => Fetched {
+                    skipped: cfg
+                        .fetch
+                        .iter()
+                        .map(|n| (n.clone(), format!("dropping privileges: {e}")))
+                        .collect(),
+                    ..Fetched::default()
+                },
+            };
+            let code = i32::from(mounts::write_fetched(out, &fetched).is_err());
+            std::process::exit(code);
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(out);
+            let _ = waitpid(child, None);
+        }
+        Err(_) => {}
+    }
 }
 
 /// Reaps every child (orphans re-parent to init) until `main` ends.
@@ -305,7 +397,7 @@ fn contain_and_exec(
     write("/proc/self/setgroups", "deny".into())?;
     write("/proc/self/uid_map", format!("{INSIDE_ID} {} 1", cfg.uid))?;
     write("/proc/self/gid_map", format!("{INSIDE_ID} {} 1", cfg.gid))?;
-    chdir("/tmp").map_err(e("chdir /tmp"))?;
+    chdir(mounts::BOX_DIR).map_err(e("chdir /box"))?;
     let cstr = |s: &str| CString::new(s).map_err(|_| format!("NUL byte in {s:?}"));
     let argv = cfg
         .argv

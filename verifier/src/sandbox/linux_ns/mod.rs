@@ -26,7 +26,13 @@ use std::time::{Duration, Instant};
 use protocol::Backend;
 
 pub use cgroup::CgroupRoot;
+pub use helper::Fetched;
 use helper::{BindCfg, HELPER_ARG, HelperConfig, HelperStatus};
+
+/// Largest file `fetch` returns, bytes (16 MiB).
+pub const FETCH_FILE_BYTES: u64 = 16 << 20;
+/// All files one run's `fetch` returns, bytes (32 MiB).
+pub const FETCH_TOTAL_BYTES: u64 = 32 << 20;
 
 use super::{Exit, RunOutcome, RunSpec, Sandbox, SandboxError};
 
@@ -71,7 +77,7 @@ pub struct NsSandbox {
     cgroups: CgroupRoot,
     mountpoint: PathBuf,
     runs: AtomicU64,
-    netns: netns::NetnsPool,
+    netns: Arc<netns::NetnsPool>,
     spares: Arc<SparePool>,
     refill: Mutex<Option<mpsc::Sender<()>>>,
     refiller: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -194,12 +200,16 @@ impl NsSandbox {
         });
         let (tx, rx) = mpsc::channel::<()>();
         let pool = Arc::clone(&spares);
+        let netns = Arc::new(netns::NetnsPool::default());
+        let nets = Arc::clone(&netns);
         let refiller = std::thread::Builder::new()
             .name("sandbox-spares".into())
             .spawn(move || {
                 pool.refill();
+                nets.top_up();
                 while rx.recv().is_ok() {
                     pool.refill();
+                    nets.top_up();
                 }
             })
             .ok();
@@ -208,7 +218,7 @@ impl NsSandbox {
             cgroups,
             mountpoint,
             runs: AtomicU64::new(0),
-            netns: netns::NetnsPool::default(),
+            netns,
             refill: Mutex::new(refiller.as_ref().map(|_| tx)),
             refiller: Mutex::new(refiller),
             spares,
@@ -285,6 +295,16 @@ impl Sandbox for NsSandbox {
     }
 
     fn run(&self, spec: &RunSpec) -> Result<RunOutcome, SandboxError> {
+        self.run_fetching(spec).map(|(out, _)| out)
+    }
+}
+
+impl NsSandbox {
+    /// Runs `spec` like [`Sandbox::run`] and also returns the files `spec.fetch` named, read
+    /// after the run with the program's own rights (regular files only, at most
+    /// [`FETCH_FILE_BYTES`] each and [`FETCH_TOTAL_BYTES`] in all; the others are listed in
+    /// [`Fetched::skipped`]).
+    pub fn run_fetching(&self, spec: &RunSpec) -> Result<(RunOutcome, Fetched), SandboxError> {
         let n = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
         self.runs.fetch_add(1, Ordering::Relaxed);
         let run_dir = self
@@ -296,6 +316,7 @@ impl Sandbox for NsSandbox {
         let stdin_file = run_dir.join("stdin");
         fs::write(&stdin_file, &spec.stdin)?;
         let status_file = run_dir.join("status");
+        let fetch_file = run_dir.join("fetched");
         let limits = spec.limits;
         let Spare { mut child, group } = self.take_spare()?;
         group.apply_limits(&limits)?;
@@ -324,6 +345,11 @@ impl Sandbox for NsSandbox {
             open_files: limits.open_files,
             stack_bytes: limits.stack_bytes,
             cpu_secs: limits.cpu.as_secs_f64().ceil().max(1.0) as u64,
+            workdir: spec.workdir.clone(),
+            fetch: spec.fetch.clone(),
+            fetch_file: Some(fetch_file.clone()),
+            fetch_file_bytes: FETCH_FILE_BYTES,
+            fetch_total_bytes: FETCH_TOTAL_BYTES,
         };
         let json = serde_json::to_string(&cfg)
             .map_err(|e| SandboxError::Setup(format!("helper configuration: {e}")))?;
@@ -427,19 +453,50 @@ impl Sandbox for NsSandbox {
                 )));
             }
         };
-        Ok(RunOutcome {
-            exit,
-            timed_out,
-            oom_killed,
-            pids_limited,
-            stdout,
-            stdout_truncated,
-            stderr,
-            stderr_truncated,
-            wall,
-            cpu,
-            memory_peak,
-        })
+        let fetched = if spec.fetch.is_empty() {
+            Fetched::default()
+        } else {
+            read_fetched(&fetch_file, &spec.fetch)
+        };
+        Ok((
+            RunOutcome {
+                exit,
+                timed_out,
+                oom_killed,
+                pids_limited,
+                stdout,
+                stdout_truncated,
+                stderr,
+                stderr_truncated,
+                wall,
+                cpu,
+                memory_peak,
+            },
+            fetched,
+        ))
+    }
+}
+
+/// The fetch file the box wrote (bounded read), or every name skipped with the reason.
+fn read_fetched(path: &std::path::Path, names: &[String]) -> Fetched {
+    // base64 of the caps plus names and JSON punctuation.
+    let cap = FETCH_TOTAL_BYTES * 4 / 3 + 64 * 1024;
+    let parsed = fs::File::open(path)
+        .map_err(|e| e.to_string())
+        .and_then(|f| {
+            let mut b = Vec::new();
+            f.take(cap).read_to_end(&mut b).map_err(|e| e.to_string())?;
+            serde_json::from_slice::<Fetched>(&b).map_err(|e| e.to_string())
+        });
+    match parsed {
+        Ok(f) => f,
+        Err(e) => Fetched {
+            files: Default::default(),
+            skipped: names
+                .iter()
+                .map(|n| (n.clone(), format!("the run left no fetch report: {e}")))
+                .collect(),
+        },
     }
 }
 

@@ -1,18 +1,30 @@
 //! The box's filesystem, built by the box's init inside its own mount namespace: a small
 //! read-only tmpfs root with read-only binds of `/usr` (and the host's `/bin`, `/lib*`
-//! symlinks or directories), the caller's binds, a fresh `/proc` (other users' processes invisible), a minimal `/dev`, a private
-//! size- and inode-limited `/tmp` and `/dev/shm`, a small `/etc` (three files and the
-//! read-only `/etc/alternatives` symlink farm); then `pivot_root` into
-//! it and detach the host's tree. Nothing here touches the host's mount table.
+//! symlinks or directories), the caller's binds, a fresh `/proc` (other users' processes
+//! invisible), a minimal `/dev`, private size- and inode-limited tmpfs mounts at `/tmp`,
+//! `/dev/shm`, `/mnt` and `/box` (the program's working directory, holding a copy of the
+//! run's files, owned by the program's user), a small `/etc` (four files and the read-only
+//! `/etc/alternatives` symlink farm); then `pivot_root` into it and detach the host's tree.
+//! Nothing here touches the host's mount table.
+//!
+//! After the run, [`fetch_files`] reads the files a caller asked for with the program's own
+//! rights (a child of init that drops to the program's uid), so it can return nothing the
+//! program could not have printed itself.
 
 use std::fs;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
+
+use base64::Engine;
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::unistd::{chdir, pivot_root};
 
-use super::helper::{BindCfg, HelperConfig};
+use super::helper::{BindCfg, Fetched, HelperConfig};
+
+/// The program's working directory inside the box.
+pub(super) const BOX_DIR: &str = "/box";
 
 fn err(what: &str, path: &Path, e: impl std::fmt::Display) -> String {
     format!("{what} {}: {e}", path.display())
@@ -74,7 +86,7 @@ pub(super) fn build_root(cfg: &HelperConfig) -> Result<(), String> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         "size=1m,nr_inodes=4096,mode=0755",
     )?;
-    for d in ["usr", "proc", "dev", "tmp", "etc"] {
+    for d in ["usr", "proc", "dev", "tmp", "etc", "mnt", "box"] {
         mkdirs(&root.join(d))?;
     }
     bind(Path::new("/usr"), &root.join("usr"), false)?;
@@ -121,6 +133,15 @@ pub(super) fn build_root(cfg: &HelperConfig) -> Result<(), String> {
             cfg.scratch_bytes, cfg.scratch_inodes
         ),
     )?;
+    build_box(root, cfg)?;
+    tmpfs(
+        &root.join("mnt"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        &format!(
+            "size={},nr_inodes={},mode=1777",
+            cfg.scratch_bytes, cfg.scratch_inodes
+        ),
+    )?;
     let etc = root.join("etc");
     for (name, text) in [
         (
@@ -129,6 +150,11 @@ pub(super) fn build_root(cfg: &HelperConfig) -> Result<(), String> {
         ),
         ("group", "root:x:0:\nsandbox:x:1000:\n"),
         ("hosts", "127.0.0.1 localhost\n::1 localhost\n"),
+        // Names resolve from the files above only: there is no DNS in the box.
+        (
+            "nsswitch.conf",
+            "passwd: files\ngroup: files\nhosts: files\n",
+        ),
     ] {
         fs::write(etc.join(name), text).map_err(|e| err("write", &etc.join(name), e))?;
     }
@@ -197,4 +223,173 @@ fn build_dev(root: &Path, cfg: &HelperConfig) -> Result<(), String> {
             (cfg.scratch_bytes / 4).max(1 << 20)
         ),
     )
+}
+
+/// Bytes and entries under `dir` (regular files and directories; nothing else is copied).
+fn tree_size(dir: &Path) -> Result<(u64, u64), String> {
+    let (mut bytes, mut entries) = (0u64, 0u64);
+    for e in fs::read_dir(dir).map_err(|e| err("read", dir, e))? {
+        let e = e.map_err(|e| err("read", dir, e))?;
+        let meta = e.metadata().map_err(|err_| err("stat", &e.path(), err_))?;
+        entries += 1;
+        if meta.is_dir() {
+            let (b, n) = tree_size(&e.path())?;
+            bytes += b;
+            entries += n;
+        } else if meta.is_file() {
+            bytes += meta.len();
+        }
+    }
+    Ok((bytes, entries))
+}
+
+/// Copies the host directory `from` (the verifier's own, root-owned: never sandbox-writable)
+/// into `to`, every copy owned by the program's user, keeping execute bits.
+fn copy_tree(from: &Path, to: &Path, uid: u32, gid: u32) -> Result<(), String> {
+    for e in fs::read_dir(from).map_err(|e| err("read", from, e))? {
+        let e = e.map_err(|e| err("read", from, e))?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        let meta = fs::symlink_metadata(&src).map_err(|e| err("stat", &src, e))?;
+        if meta.is_dir() {
+            fs::create_dir(&dst).map_err(|e| err("mkdir", &dst, e))?;
+            copy_tree(&src, &dst, uid, gid)?;
+            fs::set_permissions(&dst, fs::Permissions::from_mode(0o755))
+                .map_err(|e| err("chmod", &dst, e))?;
+        } else if meta.is_file() {
+            fs::copy(&src, &dst).map_err(|e| err("copy", &src, e))?;
+            let mode = if meta.mode() & 0o111 != 0 {
+                0o755
+            } else {
+                0o644
+            };
+            fs::set_permissions(&dst, fs::Permissions::from_mode(mode))
+                .map_err(|e| err("chmod", &dst, e))?;
+        } else {
+            continue;
+        }
+        std::os::unix::fs::lchown(&dst, Some(uid), Some(gid)).map_err(|e| err("chown", &dst, e))?;
+    }
+    Ok(())
+}
+
+/// `/box`: a tmpfs with room for the run's files plus the scratch size, holding a copy of
+/// `cfg.workdir`, owned by the program's user.
+fn build_box(root: &Path, cfg: &HelperConfig) -> Result<(), String> {
+    let at = root.join("box");
+    let (bytes, entries) = match &cfg.workdir {
+        Some(dir) => tree_size(dir)?,
+        None => (0, 0),
+    };
+    tmpfs(
+        &at,
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        &format!(
+            "size={},nr_inodes={},mode=0755",
+            // tmpfs rounds to pages: leave a page per file.
+            cfg.scratch_bytes + bytes + entries * 4096,
+            cfg.scratch_inodes + entries
+        ),
+    )?;
+    if let Some(dir) = &cfg.workdir {
+        copy_tree(dir, &at, cfg.uid, cfg.gid)?;
+    }
+    std::os::unix::fs::chown(&at, Some(cfg.uid), Some(cfg.gid)).map_err(|e| err("chown", &at, e))
+}
+
+/// The path inside the box of a requested file: absolute as given, relative to `/box`
+/// otherwise; `None` for paths with `..` or under `/proc`, `/sys` and `/dev`.
+fn fetch_path(name: &str) -> Option<PathBuf> {
+    let p = if name.starts_with('/') {
+        PathBuf::from(name)
+    } else {
+        Path::new(BOX_DIR).join(name)
+    };
+    let bad = p
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+        || ["/proc", "/sys", "/dev"].iter().any(|d| p.starts_with(d));
+    (!bad && !name.is_empty()).then_some(p)
+}
+
+/// Reads the requested files (already running as the program's user, inside the box) into
+/// a [`Fetched`]: base64 contents of regular files within the caps; anything else is listed
+/// in `skipped` with the reason.
+pub(super) fn fetch_files(names: &[String], per_file: u64, total: u64) -> Fetched {
+    let mut out = Fetched::default();
+    let mut used = 0u64;
+    for name in names {
+        let why = (|| -> Result<Vec<u8>, String> {
+            let path = fetch_path(name).ok_or("refused path")?;
+            let f = fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+                .open(&path)
+                .map_err(|e| e.to_string())?;
+            let meta = f.metadata().map_err(|e| e.to_string())?;
+            if !meta.is_file() {
+                return Err("not a regular file".into());
+            }
+            let cap = per_file.min(total - used);
+            let mut bytes = Vec::new();
+            f.take(cap + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| e.to_string())?;
+            if bytes.len() as u64 > cap {
+                return Err(format!(
+                    "larger than the fetch cap ({per_file} bytes per file, {total} in all)"
+                ));
+            }
+            used += bytes.len() as u64;
+            Ok(bytes)
+        })();
+        match why {
+            Ok(b) => {
+                out.files.insert(
+                    name.clone(),
+                    base64::engine::general_purpose::STANDARD.encode(b),
+                );
+            }
+            Err(e) => {
+                out.skipped.insert(name.clone(), e);
+            }
+        }
+    }
+    out
+}
+
+/// Writes `fetched` as JSON to `w` (the host-side file init opened before the pivot).
+pub(super) fn write_fetched(mut w: fs::File, fetched: &Fetched) -> Result<(), String> {
+    let json = serde_json::to_vec(fetched).map_err(|e| e.to_string())?;
+    w.write_all(&json).map_err(|e| e.to_string())
+}
+
+/// The requested names, for the unit test below.
+#[cfg(test)]
+fn fetch_names(v: &[&str]) -> std::collections::BTreeMap<String, Option<PathBuf>> {
+    v.iter().map(|n| ((*n).to_owned(), fetch_path(n))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fetch_paths_stay_in_the_box() {
+        let m = fetch_names(&[
+            "a.txt",
+            "d/b",
+            "/mnt/b",
+            "../x",
+            "/box/../etc",
+            "/proc/1/environ",
+            "/dev/zero",
+            "",
+        ]);
+        assert_eq!(m["a.txt"], Some(PathBuf::from("/box/a.txt")));
+        assert_eq!(m["d/b"], Some(PathBuf::from("/box/d/b")));
+        assert_eq!(m["/mnt/b"], Some(PathBuf::from("/mnt/b")));
+        for bad in ["../x", "/box/../etc", "/proc/1/environ", "/dev/zero", ""] {
+            assert_eq!(m[bad], None, "{bad}");
+        }
+    }
 }
