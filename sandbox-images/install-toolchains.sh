@@ -98,6 +98,10 @@ if [ -n "$m" ]; then
 fi
 
 if ! node_current; then
+    # Debian's nodejs comes without npm (a NodeSource nodejs has it built in).
+    if ! command -v npm >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+    fi
     echo "installing the pinned npm set into $node_prefix"
     mkdir -p "$node_prefix"
     cp "$node_src/package.json" "$node_src/package-lock.json" "$node_prefix/"

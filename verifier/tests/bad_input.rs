@@ -442,8 +442,14 @@ fn run_code_cases(limits: &Limits) -> Vec<Case> {
         ),
         post_json(
             p,
-            "fetch_files",
-            with(&|r| r["fetch_files"] = json!(["out.txt"])),
+            "fetch_files over the name limit",
+            with(&|r| r["fetch_files"] = json!(vec!["out.txt"; 300])),
+            422,
+        ),
+        post_json(
+            p,
+            "fetch_files not a list",
+            with(&|r| r["fetch_files"] = json!("out.txt")),
             422,
         ),
         post_json(
