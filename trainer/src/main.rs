@@ -127,6 +127,17 @@ enum Command {
         /// Positions that get the autograd first-order value (one backward pass each).
         #[arg(long, default_value_t = 2000)]
         max_first_order: usize,
+        /// Block counts `k` of the `coupled_top{k}` estimators (the output head, the final norm
+        /// and the last `k` blocks, rerun along the step), comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        coupled_blocks: Vec<usize>,
+        /// Tokens of each position's distribution kept by `coupled_head`.
+        #[arg(long, default_value_t = 16)]
+        head_top_k: usize,
+        /// Skip the source side (each token's contribution to the summed entropy change,
+        /// against the exact first order: one backward and two forward passes more).
+        #[arg(long)]
+        no_source: bool,
         /// Rows per forward/backward pass (default: the config's `algo.micro_batch_size`);
         /// lower it when a large vocabulary runs out of memory. The step is the same.
         #[arg(long)]
@@ -378,6 +389,9 @@ fn main() -> Result<()> {
             lr,
             samples,
             max_first_order,
+            coupled_blocks,
+            head_top_k,
+            no_source,
             micro_batch,
             out,
             verifier,
@@ -387,20 +401,25 @@ fn main() -> Result<()> {
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
             let (verifier_url, _embedded) = verifier_or_embedded(&rt, verifier)?;
             let opts = trainer::probe::ProbeOptions {
-                lr,
                 prompts: samples,
-                max_first_order,
-                micro_rows,
                 out_dir: out.clone(),
                 verifier_url,
+                measure: trainer::probe::MeasureOptions {
+                    lr,
+                    max_first_order,
+                    micro_rows,
+                    blocks: coupled_blocks,
+                    head_top_k,
+                    source: !no_source,
+                },
             };
             let handle = rt.handle().clone();
-            let points = std::thread::scope(|s| {
+            let measured = std::thread::scope(|s| {
                 s.spawn(|| trainer::probe::run_probe(&cfg, &opts, &handle))
                     .join()
             })
             .map_err(|_| anyhow::anyhow!("probe thread panicked"))??;
-            print!("{}", trainer::probe::report_markdown(&points, lr));
+            print!("{}", trainer::probe::report_markdown(&measured));
             println!(
                 "\nwrote {}/report.md, points.csv and scatter.png",
                 out.display()

@@ -13,6 +13,7 @@
 pub mod advantage;
 pub mod agg;
 pub mod clip_cov;
+pub mod coupled;
 pub mod cov;
 pub mod entropy_adv;
 pub mod forking;

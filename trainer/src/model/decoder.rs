@@ -331,6 +331,32 @@ struct Layer {
     mlp: Mlp,
 }
 
+impl Layer {
+    /// One pre-norm block: attention then MLP, each added to the residual stream `x`. Returns
+    /// the new residual and the keys/values so far (see [`Attention::forward`]).
+    fn forward(
+        &self,
+        x: &Tensor,
+        rotary: &Rotary,
+        mask: &Tensor,
+        offset: usize,
+        past: Option<&(Tensor, Tensor)>,
+    ) -> Result<(Tensor, (Tensor, Tensor))> {
+        let (h, kv) = self.self_attn.forward(
+            &self.input_layernorm.forward(x)?,
+            rotary,
+            mask,
+            offset,
+            past,
+        )?;
+        let x = (x + h)?;
+        let h = self
+            .mlp
+            .forward(&self.post_attention_layernorm.forward(&x)?)?;
+        Ok(((x + h)?, kv))
+    }
+}
+
 /// The model. Cloning is cheap (tensors are reference counted).
 #[derive(Debug, Clone)]
 pub struct Decoder {
@@ -473,7 +499,30 @@ impl Decoder {
 
     /// Final norm and output head: `(b, t, h)` → `(b, t, vocab)` f32.
     fn head(&self, hidden: &Tensor) -> Result<Tensor> {
-        project(&self.lm_head, &self.norm.forward(hidden)?)?.to_dtype(DType::F32)
+        self.logits_of(&self.norm.forward(hidden)?)
+    }
+
+    /// The output head's input `(b, t − from, h)` (the final norm's output, in the compute
+    /// dtype) for positions `from..t` of `ids` `(b, t)`: with [`Decoder::logits_of`] it gives
+    /// [`Decoder::forward_tail`]'s logits, and it is what the entropy-change estimators of
+    /// [`crate::algo::coupled`] take as the features of each position.
+    pub fn head_input_tail(&self, ids: &Tensor, from: usize) -> Result<Tensor> {
+        let hidden = self.hidden_from(ids, &mut KvCache::default())?;
+        let t = hidden.dim(1)?;
+        if from >= t {
+            candle_core::bail!("head_input_tail from position {from} of a {t}-token sequence");
+        }
+        self.norm.forward(&hidden.narrow(1, from, t - from)?)
+    }
+
+    /// The output head over head inputs `(…, h)` → logits `(…, vocab)` f32.
+    pub fn logits_of(&self, head_input: &Tensor) -> Result<Tensor> {
+        project(&self.lm_head, head_input)?.to_dtype(DType::F32)
+    }
+
+    /// The output head's weight `(vocab, h)` (the input embedding when the two are tied).
+    pub fn head_weight(&self) -> &Tensor {
+        self.lm_head.weight()
     }
 
     /// The residual stream after the last layer for the new positions `ids`, appending their
@@ -495,23 +544,45 @@ impl Decoder {
         let mut x = self.embed_tokens.forward(ids)?.to_dtype(self.compute)?;
         let mut kvs = Vec::with_capacity(self.layers.len());
         for (i, layer) in self.layers.iter().enumerate() {
-            let (h, kv) = layer.self_attn.forward(
-                &layer.input_layernorm.forward(&x)?,
-                &self.rotary,
-                &mask,
-                offset,
-                cache.layers.get(i),
-            )?;
+            let (y, kv) = layer.forward(&x, &self.rotary, &mask, offset, cache.layers.get(i))?;
             kvs.push(kv);
-            x = (x + h)?;
-            let h = layer
-                .mlp
-                .forward(&layer.post_attention_layernorm.forward(&x)?)?;
-            x = (x + h)?;
+            x = y;
         }
         cache.layers = kvs;
         cache.len = offset + t;
         Ok(x)
+    }
+
+    /// The residual stream entering layer `layer` (`0`: the token embeddings) at every position
+    /// of `ids` `(b, t)`, in the compute dtype. With [`Decoder::head_input_from_layer`] it splits
+    /// the forward pass in two, so that the layers above `layer` can be rerun alone.
+    pub fn residual_before(&self, ids: &Tensor, layer: usize) -> Result<Tensor> {
+        let (_b, t) = ids.dims2()?;
+        if layer > self.layers.len() || t > self.cfg.max_position_embeddings {
+            candle_core::bail!("residual_before layer {layer} of {}", self.layers.len());
+        }
+        let mask = causal_mask(t, 0, ids.device())?;
+        let mut x = self.embed_tokens.forward(ids)?.to_dtype(self.compute)?;
+        for l in &self.layers[..layer] {
+            x = l.forward(&x, &self.rotary, &mask, 0, None)?.0;
+        }
+        Ok(x)
+    }
+
+    /// Layers `layer..` over the residual stream `x` `(b, t, h)` of whole sequences (as
+    /// [`Decoder::residual_before`] gives it), then the final norm, for positions `from..t`:
+    /// the head input [`Decoder::head_input_tail`] gives when `x` is that residual.
+    pub fn head_input_from_layer(&self, x: &Tensor, layer: usize, from: usize) -> Result<Tensor> {
+        let (_b, t, _h) = x.dims3()?;
+        if layer > self.layers.len() || from >= t {
+            candle_core::bail!("head_input_from_layer {layer} from position {from} of {t}");
+        }
+        let mask = causal_mask(t, 0, x.device())?;
+        let mut x = x.clone();
+        for l in &self.layers[layer..] {
+            x = l.forward(&x, &self.rotary, &mask, 0, None)?.0;
+        }
+        self.norm.forward(&x.narrow(1, from, t - from)?)
     }
 }
 

@@ -1,0 +1,376 @@
+//! The output head's empirical neural tangent kernel between response positions.
+//!
+//! Logits `z_s = W h_s / τ` (head input `h_s`, temperature `τ`), `π_s = softmax(z_s)`,
+//! `u_s = π_s ⊙ (log π_s + H_s)` so that `∂H_s/∂z_s = −u_s`. A policy-gradient step of size
+//! `η` on `L = −Σ_t a_t r_t` moves `W` by `η Σ_t a_t (e_{y_t} − π_t) h_tᵀ / τ` (at `r = 1`),
+//! hence the logits at `s` by `η/τ² Σ_t (h_s·h_t) a_t (e_{y_t} − π_t)` and the entropy by
+//!
+//! ```text
+//! ΔH_s = η Σ_t C_st,   C_st = −(h_s·h_t)/τ² · a_t · (u_{s,y_t} − u_s·π_t)
+//! ```
+//!
+//! The diagonal `t = s` is Wang et al.'s tabular change times `‖h_s‖²/τ²`; every other term is
+//! the coupling through the shared head. Row sums are the target side (what each position's
+//! entropy does), column sums the source side (what each token does to all entropies).
+//! `u_s·π_t` runs over the vocabulary; it is truncated to the `k` most probable tokens of
+//! `π_t` (the terms dropped are weighted by `π_t`'s tail mass). `u_{s,j}` is never truncated:
+//! each value comes from the exact `log π_{s,j} = z_{s,j} − logsumexp(z_s)`.
+
+use std::collections::HashMap;
+
+use candle_core::{D, DType, Result, Tensor};
+
+/// What the kernel needs of `N` response positions.
+#[derive(Debug, Clone)]
+pub struct HeadInputs {
+    /// Head inputs `(N, d)` f32.
+    pub h: Tensor,
+    /// The sampled token at each position.
+    pub y: Vec<u32>,
+    /// `logsumexp(z_s)` of the temperature-scaled logits.
+    pub lse: Vec<f32>,
+    /// Entropy `H_s`, nats.
+    pub entropy: Vec<f32>,
+    /// The `k` most probable tokens of each position, row-major `(N, k)`.
+    pub top_ids: Vec<u32>,
+    /// Their probabilities.
+    pub top_p: Vec<f32>,
+    /// Tokens kept per position.
+    pub k: usize,
+}
+
+impl HeadInputs {
+    /// From the head inputs `h` `(N, d)`, the raw logits `(N, V)` and the sampled tokens `y`
+    /// of `N` positions, under `softmax(logits / temperature)`, keeping the `k` most probable
+    /// tokens of each (at most `V`).
+    pub fn from_logits(
+        h: Tensor,
+        logits: &Tensor,
+        y: Vec<u32>,
+        temperature: f64,
+        k: usize,
+    ) -> Result<Self> {
+        let (n, v) = logits.dims2()?;
+        let k = k.clamp(1, v);
+        let scaled = (logits.to_dtype(DType::F32)? / temperature)?;
+        let lse = scaled.log_sum_exp(D::Minus1)?;
+        let logp = scaled.broadcast_sub(&lse.unsqueeze(1)?)?;
+        let entropy = (logp.exp()? * &logp)?.sum(D::Minus1)?.neg()?;
+        let lse = lse.to_vec1::<f32>()?;
+        let host = scaled.flatten_all()?.to_vec1::<f32>()?;
+        let (mut top_ids, mut top_p) = (Vec::with_capacity(n * k), Vec::with_capacity(n * k));
+        for (row, &l) in host.chunks(v).zip(&lse) {
+            for j in top_k(row, k) {
+                top_ids.push(j as u32);
+                top_p.push((row[j] - l).exp());
+            }
+        }
+        Ok(HeadInputs {
+            h: h.to_dtype(DType::F32)?,
+            y,
+            lse,
+            entropy: entropy.to_vec1::<f32>()?,
+            top_ids,
+            top_p,
+            k,
+        })
+    }
+
+    /// The positions of `parts`, one after the other (all with the same `k`).
+    pub fn cat(parts: &[HeadInputs]) -> Result<Self> {
+        let Some(first) = parts.first() else {
+            candle_core::bail!("no positions");
+        };
+        if parts.iter().any(|p| p.k != first.k) {
+            candle_core::bail!("head inputs with different k");
+        }
+        let hs: Vec<&Tensor> = parts.iter().map(|p| &p.h).collect();
+        let flat = |f: fn(&HeadInputs) -> &[f32]| parts.iter().flat_map(f).copied().collect();
+        Ok(HeadInputs {
+            h: Tensor::cat(&hs, 0)?,
+            y: parts.iter().flat_map(|p| p.y.iter().copied()).collect(),
+            lse: flat(|p| &p.lse),
+            entropy: flat(|p| &p.entropy),
+            top_ids: parts
+                .iter()
+                .flat_map(|p| p.top_ids.iter().copied())
+                .collect(),
+            top_p: flat(|p| &p.top_p),
+            k: first.k,
+        })
+    }
+
+    /// Positions.
+    pub fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    /// True without positions.
+    pub fn is_empty(&self) -> bool {
+        self.y.is_empty()
+    }
+}
+
+/// Indices of the `k` largest values of `row`, largest first.
+fn top_k(row: &[f32], k: usize) -> Vec<usize> {
+    let mut best: Vec<usize> = Vec::with_capacity(k + 1);
+    for (j, &x) in row.iter().enumerate() {
+        if best.len() == k && x <= row[best[k - 1]] {
+            continue;
+        }
+        let at = best.partition_point(|&b| row[b] >= x);
+        best.insert(at, j);
+        best.truncate(k);
+    }
+    best
+}
+
+/// `C_st` for every pair of `N` positions, per unit learning rate (row-major `(N, N)`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairMatrix {
+    n: usize,
+    c: Vec<f32>,
+}
+
+impl PairMatrix {
+    /// Target side: `Σ_t C_st`, the predicted entropy change at each position `s`.
+    pub fn target(&self) -> Vec<f64> {
+        self.c
+            .chunks(self.n.max(1))
+            .map(|row| row.iter().map(|&x| f64::from(x)).sum())
+            .collect()
+    }
+
+    /// Source side: `Σ_s C_st`, each token's contribution to the summed entropy change.
+    pub fn source(&self) -> Vec<f64> {
+        let mut out = vec![0f64; self.n];
+        for row in self.c.chunks(self.n.max(1)) {
+            for (o, &x) in out.iter_mut().zip(row) {
+                *o += f64::from(x);
+            }
+        }
+        out
+    }
+
+    /// `C_st`.
+    pub fn get(&self, s: usize, t: usize) -> f32 {
+        self.c[s * self.n + t]
+    }
+}
+
+/// The kernel matrix of the positions in `x` for output head `w` `(V, d)`, with per-position
+/// loss coefficients `a` (`−∂L/∂r_t`: token-mean weight × advantage, 0 where clipped).
+pub fn pair_matrix(x: &HeadInputs, w: &Tensor, a: &[f32], temperature: f64) -> Result<PairMatrix> {
+    let n = x.len();
+    if a.len() != n {
+        candle_core::bail!("{} coefficients for {n} positions", a.len());
+    }
+    // The tokens whose u_{s,·} are needed: every sampled token and every kept top token.
+    let mut vocab: Vec<u32> = x.y.iter().chain(&x.top_ids).copied().collect();
+    vocab.sort_unstable();
+    vocab.dedup();
+    let col: HashMap<u32, usize> = vocab.iter().enumerate().map(|(c, &j)| (j, c)).collect();
+    let m = vocab.len();
+    let dev = x.h.device();
+    let rows = w
+        .to_dtype(DType::F32)?
+        .index_select(&Tensor::from_vec(vocab, m, dev)?, 0)?;
+    let z = (x.h.matmul(&rows.t()?)? / temperature)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let kern = (x.h.matmul(&x.h.t()?)? / (temperature * temperature))?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    // u_{s,j} over the kept tokens.
+    let u: Vec<f32> = z
+        .chunks(m)
+        .zip(x.lse.iter().zip(&x.entropy))
+        .flat_map(|(row, (&l, &h))| {
+            row.iter().map(move |&zj| {
+                let lp = zj - l;
+                lp.exp() * (lp + h)
+            })
+        })
+        .collect();
+    let y_col: Vec<usize> = x.y.iter().map(|j| col[j]).collect();
+    let top_col: Vec<usize> = x.top_ids.iter().map(|j| col[j]).collect();
+    let k = x.k;
+    let mut c = vec![0f32; n * n];
+    for s in 0..n {
+        let us = &u[s * m..(s + 1) * m];
+        for t in 0..n {
+            if a[t] == 0.0 {
+                continue;
+            }
+            let spread: f32 = top_col[t * k..(t + 1) * k]
+                .iter()
+                .zip(&x.top_p[t * k..(t + 1) * k])
+                .map(|(&j, &p)| us[j] * p)
+                .sum();
+            c[s * n + t] = -kern[s * n + t] * a[t] * (us[y_col[t]] - spread);
+        }
+    }
+    Ok(PairMatrix { n, c })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn top_k_keeps_the_largest_in_order() {
+        assert_eq!(top_k(&[0.1, 3.0, -1.0, 2.0, 3.5], 3), vec![4, 1, 3]);
+        assert_eq!(top_k(&[1.0, 1.0], 5), vec![0, 1]);
+    }
+
+    /// A seeded head `W` `(V, d)` (a Var), head inputs `(N, d)`, sampled tokens and
+    /// coefficients.
+    fn setting(n: usize, d: usize, v: usize, seed: u64) -> (Var, Tensor, Vec<u32>, Vec<f32>) {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let dev = Device::Cpu;
+        let mut draw = |len: usize, s: f32| -> Vec<f32> {
+            (0..len).map(|_| rng.random_range(-s..s)).collect()
+        };
+        let w =
+            Var::from_tensor(&Tensor::from_vec(draw(v * d, 1.5), (v, d), &dev).unwrap()).unwrap();
+        let h = Tensor::from_vec(draw(n * d, 1.0), (n, d), &dev).unwrap();
+        let a = draw(n, 1.0);
+        let y = (0..n).map(|i| ((i * 7 + 3) % v) as u32).collect();
+        (w, h, y, a)
+    }
+
+    /// With every token kept the kernel is the head's exact first-order change: an SGD step
+    /// of `W` by autograd moves each position's entropy by `η·Σ_t C_st` (target side), and
+    /// each token's own gradient moves the summed entropy by `η·Σ_s C_st` (source side).
+    #[test]
+    fn untruncated_kernel_is_the_heads_first_order_change() {
+        let (n, d, v, tau) = (9, 4, 11, 0.7);
+        let (w, h, y, a) = setting(n, d, v, 3);
+        let dev = Device::Cpu;
+        // In f64, so that a small step's change is resolved.
+        let h64 = h.to_dtype(DType::F64).unwrap();
+        let entropy = |w: &Tensor| -> Tensor {
+            let w = w.to_dtype(DType::F64).unwrap();
+            let lp = candle_nn::ops::log_softmax(
+                &(h64.matmul(&w.t().unwrap()).unwrap() / tau).unwrap(),
+                D::Minus1,
+            )
+            .unwrap();
+            (lp.exp().unwrap() * lp)
+                .unwrap()
+                .sum(D::Minus1)
+                .unwrap()
+                .neg()
+                .unwrap()
+        };
+        let logp_y = |w: &Tensor| -> Tensor {
+            let lp = candle_nn::ops::log_softmax(
+                &(h.matmul(&w.t().unwrap()).unwrap() / tau).unwrap(),
+                D::Minus1,
+            )
+            .unwrap();
+            lp.gather(&Tensor::from_vec(y.clone(), (n, 1), &dev).unwrap(), 1)
+                .unwrap()
+                .squeeze(1)
+                .unwrap()
+        };
+        let logits = h.matmul(&w.as_tensor().t().unwrap()).unwrap();
+        let x = HeadInputs::from_logits(h.clone(), &logits, y.clone(), tau, v).unwrap();
+        let pm = pair_matrix(&x, w.as_tensor(), &a, tau).unwrap();
+        // Target side against an SGD step of L = −Σ a_t log π(y_t).
+        let at = Tensor::from_vec(a.clone(), n, &dev).unwrap();
+        let loss = (logp_y(w.as_tensor()) * &at)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .neg()
+            .unwrap();
+        let g = loss.backward().unwrap().get(w.as_tensor()).unwrap().clone();
+        let eta = 1e-4;
+        let h0 = entropy(w.as_tensor()).to_vec1::<f64>().unwrap();
+        let stepped = (w.as_tensor().to_dtype(DType::F64).unwrap()
+            - (g.to_dtype(DType::F64).unwrap() * eta).unwrap())
+        .unwrap();
+        let h1 = entropy(&stepped).to_vec1::<f64>().unwrap();
+        for (s, want) in pm.target().iter().enumerate() {
+            let got = (h1[s] - h0[s]) / eta;
+            assert!(
+                (got - want).abs() < 2e-2 * want.abs().max(0.05),
+                "s={s}: {got} vs {want}"
+            );
+        }
+        // Source side: ⟨∇_W Σ_s H_s, a_t ∇_W log π(y_t)⟩ per token.
+        let entropy32 = |w: &Tensor| -> Tensor {
+            let lp = candle_nn::ops::log_softmax(
+                &(h.matmul(&w.t().unwrap()).unwrap() / tau).unwrap(),
+                D::Minus1,
+            )
+            .unwrap();
+            (lp.exp().unwrap() * lp)
+                .unwrap()
+                .sum(D::Minus1)
+                .unwrap()
+                .neg()
+                .unwrap()
+        };
+        let vh = entropy32(w.as_tensor())
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap()
+            .get(w.as_tensor())
+            .unwrap()
+            .clone();
+        for (t, want) in pm.source().iter().enumerate() {
+            let gt = logp_y(w.as_tensor())
+                .get(t)
+                .unwrap()
+                .backward()
+                .unwrap()
+                .get(w.as_tensor())
+                .unwrap()
+                .clone();
+            let got = f64::from(a[t])
+                * f64::from(
+                    (&vh * gt)
+                        .unwrap()
+                        .sum_all()
+                        .unwrap()
+                        .to_scalar::<f32>()
+                        .unwrap(),
+                );
+            assert!(
+                (got - want).abs() < 1e-4 * want.abs().max(1.0),
+                "t={t}: {got} vs {want}"
+            );
+        }
+    }
+
+    /// Keeping only the most probable tokens of each π_t changes little when they hold most
+    /// of the mass.
+    #[test]
+    fn truncation_to_the_top_tokens_stays_close() {
+        let (n, d, v, tau) = (12, 6, 200, 0.5);
+        let (w, h, y, a) = setting(n, d, v, 8);
+        let logits = h.matmul(&w.as_tensor().t().unwrap()).unwrap();
+        let exact = pair_matrix(
+            &HeadInputs::from_logits(h.clone(), &logits, y.clone(), tau, v).unwrap(),
+            w.as_tensor(),
+            &a,
+            tau,
+        )
+        .unwrap();
+        let cut = pair_matrix(
+            &HeadInputs::from_logits(h.clone(), &logits, y.clone(), tau, 16).unwrap(),
+            w.as_tensor(),
+            &a,
+            tau,
+        )
+        .unwrap();
+        let (e, c) = (exact.source(), cut.source());
+        let r = crate::stats::pearson(&e, &c).unwrap();
+        assert!(r > 0.99, "Pearson {r}: {e:?} {c:?}");
+    }
+}
