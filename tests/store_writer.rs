@@ -182,3 +182,41 @@ async fn sqlite_schema_mirrors_postgres() {
     assert_eq!(pg_cols, lite_cols);
     pg.close().await;
 }
+
+/// A database a newer trainer has migrated further (one more applied migration than this
+/// binary knows) still opens: jobs of several trainer versions share one store.
+#[tokio::test]
+async fn a_store_migrated_by_a_newer_trainer_still_opens() {
+    let db = FreshDb::create().await;
+    let store = Store::connect(&db.url).await.unwrap();
+    store.close().await;
+    let pg = sqlx::PgPool::connect(&db.url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (29991231000000, 'from a newer trainer', TRUE, '\\x00'::bytea, 0)",
+    )
+    .execute(&pg)
+    .await
+    .unwrap();
+    pg.close().await;
+    let again = Store::connect(&db.url).await;
+    assert!(again.is_ok(), "{again:?}");
+    again.unwrap().close().await;
+
+    let path = std::env::temp_dir().join(format!("newer-{}.sqlite", std::process::id()));
+    let url = format!("sqlite://{}", path.display());
+    Store::connect(&url).await.unwrap().close().await;
+    let lite = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (29991231000000, 'from a newer trainer', 1, x'00', 0)",
+    )
+    .execute(&lite)
+    .await
+    .unwrap();
+    lite.close().await;
+    let again = Store::connect(&url).await;
+    assert!(again.is_ok(), "{again:?}");
+    again.unwrap().close().await;
+    std::fs::remove_file(&path).ok();
+}

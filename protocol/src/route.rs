@@ -16,3 +16,5 @@ pub const CODE_JUDGE: &str = "/v1/code/judge";
 pub const RUN_CODE: &str = "/run_code";
 /// SandboxFusion-compatible liveness: `"pong"`.
 pub const PING: &str = "/v1/ping";
+/// OpenRLHF's remote reward protocol (`--reward.remote_url`), math rewards.
+pub const OPENRLHF_REWARD: &str = "/v1/openrlhf/reward";

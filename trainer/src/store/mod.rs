@@ -41,9 +41,19 @@ pub use record::{RolloutRow, RunRecord, StepRecord};
 pub use writer::{CloseReport, StoreWriter, WriterConfig, WriterError, WriterStats};
 
 /// Postgres migrations (`migrations/postgres`).
-pub static PG_MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
-/// SQLite migrations (`migrations/sqlite`).
-pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
+///
+/// A database many training jobs share may already carry migrations of a newer trainer; this
+/// one's are applied and a newer one's are left alone (`ignore_missing`), so an older trainer
+/// keeps writing to it. Migrations only ever add tables, columns and views for that reason.
+pub static PG_MIGRATOR: Migrator = Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("../migrations/postgres")
+};
+/// SQLite migrations (`migrations/sqlite`), with the same rule as [`PG_MIGRATOR`].
+pub static SQLITE_MIGRATOR: Migrator = Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("../migrations/sqlite")
+};
 
 /// Rows per multi-row INSERT; keeps every statement under SQLite's bind-parameter limit
 /// (32 766) at 16 columns per row.

@@ -125,7 +125,7 @@ pub fn app(state: AppState) -> Router {
         .route(route::MATH_GRADE, post(math::grade_math))
         .route(route::CODE_JUDGE, post(code::judge_code))
         .route(route::RUN_CODE, post(code::run_code))
-        .route(openrlhf::ROUTE, post(openrlhf::reward))
+        .route(route::OPENRLHF_REWARD, post(openrlhf::reward))
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route(route::HEALTHZ, get(healthz))

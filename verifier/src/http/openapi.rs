@@ -80,6 +80,24 @@ pub fn document(limits: &super::Limits) -> Value {
                     "504": error("per-request deadline exceeded")
                 }
             }},
+            "/v1/openrlhf/reward": {"post": {
+                "summary": "OpenRLHF's remote reward protocol (--reward.remote_url): math rewards with the default grading options",
+                "operationId": "openrlhf_reward",
+                "security": [{"bearer": []}, {}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenRlhfRewardRequest"}}}},
+                "responses": {
+                    "200": {"description": "One reward per query", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenRlhfRewardResponse"}}}},
+                    "400": error("malformed JSON, invalid UTF-8 or wrong content type"),
+                    "401": error("missing or invalid bearer token"),
+                    "413": error("request body over the size limit"),
+                    "415": error("unsupported media type"),
+                    "422": error("schema violation (labels or prompts not one per query) or a named limit exceeded"),
+                    "429": error("grading queue full; retry with backoff"),
+                    "500": error("the verifier failed"),
+                    "503": error("shutting down"),
+                    "504": error("per-request deadline exceeded")
+                }
+            }},
             "/v1/ping": {"get": {"summary": "SandboxFusion-compatible liveness", "operationId": "ping",
                 "responses": {"200": {"description": "pong", "content": {"application/json": {"schema": {"type": "string", "enum": ["pong"]}}}}}}}
         },
@@ -90,6 +108,14 @@ pub fn document(limits: &super::Limits) -> Value {
                     "error": {"type": "object", "additionalProperties": false, "required": ["code", "message"], "properties": {
                         "code": {"type": "string", "enum": ["bad_request", "unauthorized", "not_found", "method_not_allowed", "payload_too_large", "unprocessable", "too_many_requests", "unavailable", "deadline_exceeded", "internal"]},
                         "message": {"type": "string"}}}}},
+                "OpenRlhfRewardRequest": {"type": "object", "additionalProperties": false, "required": ["query"], "properties": {
+                    "query": {"type": "array", "maxItems": max_math_items, "items": {"type": "string"}, "description": "prompt and response decoded together"},
+                    "prompts": {"type": "array", "items": {"type": "string"}, "description": "one per query, or empty (then the whole query is the response)"},
+                    "labels": {"type": "array", "items": {"type": "string"}, "description": "the gold answers, one per query"}}},
+                "OpenRlhfRewardResponse": {"type": "object", "additionalProperties": false, "required": ["rewards", "scores", "extra_logs"], "properties": {
+                    "rewards": {"type": "array", "items": {"type": "number"}, "description": "1.0 correct, else 0.0"},
+                    "scores": {"type": "array", "items": {"type": "number"}, "description": "the same as rewards"},
+                    "extra_logs": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "number"}}, "description": "per-sample 0/1 indicators: correct, no_answer, unparseable, limit_exceeded"}}},
                 "GradeMathRequest": {"type": "object", "additionalProperties": false, "required": ["items"], "properties": {
                     "items": {"type": "array", "maxItems": max_math_items, "items": {"$ref": "#/components/schemas/MathItem"}}}},
                 "MathItem": {"type": "object", "additionalProperties": false, "required": ["response", "ground_truth"], "properties": {
@@ -211,4 +237,38 @@ pub fn document(limits: &super::Limits) -> Value {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::route;
+
+    #[test]
+    fn every_route_the_router_serves_is_documented() {
+        let doc = document(&crate::http::Limits::default());
+        let paths = doc["paths"].as_object().unwrap();
+        let served = [
+            route::HEALTHZ,
+            route::READYZ,
+            route::METRICS,
+            route::OPENAPI,
+            route::MATH_GRADE,
+            route::CODE_JUDGE,
+            route::RUN_CODE,
+            route::PING,
+            route::OPENRLHF_REWARD,
+        ];
+        for r in served {
+            assert!(
+                paths.contains_key(r),
+                "{r} missing from the OpenAPI document"
+            );
+        }
+        assert_eq!(
+            paths.len(),
+            served.len(),
+            "documented but not served: {paths:?}"
+        );
+    }
 }

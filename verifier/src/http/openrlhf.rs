@@ -17,9 +17,6 @@ use super::AppState;
 use super::error::AppError;
 use super::json::AppJson;
 
-/// The route.
-pub(super) const ROUTE: &str = "/v1/openrlhf/reward";
-
 /// OpenRLHF's request.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
