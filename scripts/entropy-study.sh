@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The entropy study of docs/entropy-study.md, end to end: the probe at three step sizes, then
-# GRPO, STEER, Clip-Cov and the entropy bonus on the same task, seed and budget. About an hour
-# and a quarter on 2 CPU cores. Run from the repository root; results go to runs/study/.
+# GRPO, STEER, steer-coupled, Clip-Cov and the entropy bonus on the same task, seed and budget.
+# About an hour and a half on 2 CPU cores. Run from the repository root; results go to runs/study/.
 #   bash scripts/entropy-study.sh            # everything
 #   STUDY_PARTS=probe bash scripts/entropy-study.sh    # only the probes (or: compare, initial)
 set -euo pipefail
@@ -23,7 +23,7 @@ for part in $parts; do
                 --out "runs/study/probe-lr$lr"
         done ;;
     compare)
-        "$trainer" compare --config "$cfg" --methods grpo,steer,clip-cov,entropy-bonus \
+        "$trainer" compare --config "$cfg" --methods grpo,steer,steer-coupled,clip-cov,entropy-bonus \
             --out runs/study/compare ;;
     *) echo "unknown part $part (initial, probe, compare)" >&2; exit 2 ;;
     esac

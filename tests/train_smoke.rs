@@ -336,10 +336,26 @@ async fn every_method_runs_two_steps_and_writes_metrics() {
         }
         // Weights stay in their mapping's range (reweighting itself is checked by the golden tests).
         let (lo, hi) = match method {
-            Method::Steer => (0.8, 1.0),
+            Method::Steer | Method::SteerCoupled => (0.8, 1.0),
             Method::SteerLinear => (0.8, 1.2),
             _ => (1.0, 1.0),
         };
+        // steer-coupled reports its predicted and realised entropy change; the others do not.
+        for l in &lines {
+            for key in [
+                "coupled_predicted_entropy_change",
+                "realised_entropy_change",
+            ] {
+                if method == Method::SteerCoupled {
+                    assert!(
+                        l[key].as_f64().is_some_and(f64::is_finite),
+                        "{method:?} {key}: {l}"
+                    );
+                } else {
+                    assert!(l[key].is_null(), "{method:?} {key}: {l}");
+                }
+            }
+        }
         for l in &lines {
             let (wmin, wmax) = (
                 l["steer_w_min"].as_f64().unwrap(),

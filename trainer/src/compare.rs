@@ -351,6 +351,7 @@ mod tests {
             response_len_mean: 10.0,
             weights: Default::default(),
             predicted_entropy_change: 0.0,
+            entropy_change: Default::default(),
             kl: None,
             lr: 1e-3,
             optimizer_steps: 1,

@@ -152,6 +152,10 @@ pub struct AlgoConfig {
     /// STEER weights (used by `steer`).
     #[serde(default)]
     pub steer: SteerConfig,
+    /// `steer-coupled`'s mapping, normaliser and vocabulary truncation (used by
+    /// `steer-coupled`; every key optional).
+    #[serde(default)]
+    pub steer_coupled: crate::algo::SteerCoupledConfig,
     /// Divide group-centred rewards by the group std (false: Dr. GRPO).
     pub norm_adv_by_std: bool,
     /// Responses per micro-batch; STEER's normaliser spans one micro-batch.
@@ -289,18 +293,26 @@ impl TrainConfig {
         if self.algo.clip.dual_clip_c.is_some_and(|c| c <= 1.0) {
             return bad("algo.clip.dual_clip_c must be > 1");
         }
-        match self.algo.steer.mapping {
-            crate::algo::steer::WeightMapping::Exponential { lambda_min }
-                if !(lambda_min > 0.0 && lambda_min <= 1.0) =>
-            {
-                return bad("algo.steer.mapping.lambda_min must be in (0, 1]");
+        for (key, mapping) in [
+            ("algo.steer", self.algo.steer.mapping),
+            ("algo.steer_coupled", self.algo.steer_coupled.mapping),
+        ] {
+            match mapping {
+                crate::algo::steer::WeightMapping::Exponential { lambda_min }
+                    if !(lambda_min > 0.0 && lambda_min <= 1.0) =>
+                {
+                    return bad(&format!("{key}.mapping.lambda_min must be in (0, 1]"));
+                }
+                crate::algo::steer::WeightMapping::Linear { w_min, w_max }
+                    if !(0.0 <= w_min && w_min <= w_max) =>
+                {
+                    return bad(&format!("{key}.mapping needs 0 ≤ w_min ≤ w_max"));
+                }
+                _ => {}
             }
-            crate::algo::steer::WeightMapping::Linear { w_min, w_max }
-                if !(0.0 <= w_min && w_min <= w_max) =>
-            {
-                return bad("algo.steer.mapping needs 0 ≤ w_min ≤ w_max");
-            }
-            _ => {}
+        }
+        if self.algo.steer_coupled.top_k == 0 {
+            return bad("algo.steer_coupled.top_k must be positive");
         }
         Ok(())
     }

@@ -45,14 +45,25 @@ pub fn score(
     temperature: f64,
     with_entropy: bool,
 ) -> Result<(Tensor, Option<Tensor>)> {
+    let logits = model.forward_tail(&packed.inputs, packed.first_response_col)?;
+    score_logits(packed, &logits, temperature, with_entropy)
+}
+
+/// [`score`] from the logits `(b, cols − first_response_col, V)` of the batch's columns from
+/// its first response column on.
+pub fn score_logits(
+    packed: &crate::rollout::Packed,
+    logits: &Tensor,
+    temperature: f64,
+    with_entropy: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
     let from = packed.first_response_col;
-    let logits = model.forward_tail(&packed.inputs, from)?;
     let targets = packed.targets.narrow(1, from, packed.cols - from)?;
     let (logp, entropy) = if with_entropy {
-        let (lp, h) = logprobs_and_entropy(&logits, &targets, temperature)?;
+        let (lp, h) = logprobs_and_entropy(logits, &targets, temperature)?;
         (lp, Some(h))
     } else {
-        (logprobs(&logits, &targets, temperature)?, None)
+        (logprobs(logits, &targets, temperature)?, None)
     };
     let widen = |x: Tensor| -> Result<Tensor> {
         if from == 0 {

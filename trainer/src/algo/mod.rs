@@ -4,6 +4,8 @@
 //! * [`logprob`]: per-token log-probabilities and full-vocabulary entropies from logits.
 //! * [`ppo_clip`]: the dual-clip PPO surrogate per token.
 //! * [`steer`]: STEER's per-token entropy-change estimate Ω and its weights.
+//! * [`coupled`]: entropy-change estimates that see the coupling between positions;
+//!   [`steer_coupled`]: STEER's weights from the output head's coupled estimate.
 //! * [`cov`], [`clip_cov`], [`kl_cov`]: the covariance methods of Cui et al.
 //! * [`forking`], [`entropy_adv`]: entropy-based advantage shaping.
 //! * [`kl`]: KL to a frozen reference. [`agg`]: loss aggregation.
@@ -22,6 +24,7 @@ pub mod kl_cov;
 pub mod logprob;
 pub mod ppo_clip;
 pub mod steer;
+pub mod steer_coupled;
 
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
@@ -30,6 +33,7 @@ pub use agg::LossAgg;
 pub use kl::{KlConfig, KlEstimator};
 pub use ppo_clip::ClipConfig;
 pub use steer::{SteerConfig, WeightMapping, WeightStats};
+pub use steer_coupled::{CoupledTokens, Normaliser, SteerCoupledConfig};
 
 /// The policy-loss method (STEER.md §3 names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -59,11 +63,14 @@ pub enum Method {
     Steer,
     /// STEER with the linear mapping onto [0.8, 1.2].
     SteerLinear,
+    /// STEER's mappings over each token's contribution to the entropy change of every position
+    /// of the batch, through the output head's empirical NTK ([`steer_coupled`]).
+    SteerCoupled,
 }
 
 impl Method {
     /// Every method, in the order of STEER.md §3.
-    pub const ALL: [Method; 12] = [
+    pub const ALL: [Method; 13] = [
         Method::Grpo,
         Method::ClipHigher,
         Method::EntropyBonus,
@@ -76,6 +83,7 @@ impl Method {
         Method::Opo,
         Method::Steer,
         Method::SteerLinear,
+        Method::SteerCoupled,
     ];
 
     /// The method's config/CLI name.
@@ -93,6 +101,7 @@ impl Method {
             Method::Opo => "opo",
             Method::Steer => "steer",
             Method::SteerLinear => "steer-linear",
+            Method::SteerCoupled => "steer-coupled",
         }
     }
 
@@ -184,6 +193,9 @@ pub struct TokenBatch {
     pub entropy_old_host: Vec<f32>,
     /// Host copy of `mask`.
     pub mask_host: Vec<bool>,
+    /// `steer-coupled`'s per-token contributions and weights, computed under π_old for the
+    /// whole batch (`None` for every other method).
+    pub coupled: Option<CoupledTokens>,
 }
 
 /// The differentiable inputs of a micro-batch loss.
@@ -295,8 +307,21 @@ pub fn micro_batch_loss(
         }),
         _ => None,
     };
-    if let Some(cfg) = steer_cfg {
-        let w = steer::weights(&omega, mask, &cfg);
+    let w = match (c.method, steer_cfg) {
+        (_, Some(cfg)) => Some(steer::weights(&omega, mask, &cfg)),
+        (Method::SteerCoupled, _) => Some(
+            batch
+                .coupled
+                .as_ref()
+                .ok_or_else(|| {
+                    candle_core::Error::msg("steer-coupled needs the batch's coupled weights")
+                })?
+                .weights
+                .clone(),
+        ),
+        _ => None,
+    };
+    if let Some(w) = w {
         weights = WeightStats::of(&w, mask);
         token_loss = (token_loss * Tensor::from_vec(w, batch.adv.shape(), batch.adv.device())?)?;
     }
@@ -382,6 +407,7 @@ mod tests {
             adv_host: ADV.to_vec(),
             entropy_old_host: ENT.to_vec(),
             mask_host: MASK.to_vec(),
+            coupled: None,
         }
     }
 
@@ -446,6 +472,47 @@ mod tests {
             "{ls:?}"
         );
         assert!(lin.is_finite());
+    }
+
+    // Python: the per-token dual-clip ppo values [-1.657756, -0.909796, 0.5, 0.4, 0, -2.0]
+    //   weighted by w = [0.9, 0.8, 1.0, 0.85, 0.95, 0] over 5 valid tokens -> -0.275964
+    #[test]
+    fn steer_coupled_applies_the_batch_weights() {
+        let dev = Device::Cpu;
+        let w = vec![0.9f32, 0.8, 1.0, 0.85, 0.95, 0.0];
+        let mut b = batch();
+        let logp =
+            Var::from_tensor(&Tensor::from_vec(LOGP.to_vec(), (2, 3), &dev).unwrap()).unwrap();
+        let (clip, steer_cfg, params) = (
+            ClipConfig::default(),
+            SteerConfig::default(),
+            MethodParams::default(),
+        );
+        let c = LossConfig {
+            method: Method::SteerCoupled,
+            clip: &clip,
+            steer: &steer_cfg,
+            params: &params,
+            agg: LossAgg::TokenMean,
+            seed: 7,
+        };
+        let out = PolicyOutputs {
+            logp: logp.as_tensor(),
+            entropy: None,
+            ref_logp: None,
+        };
+        assert!(
+            micro_batch_loss(&c, &out, &b).is_err(),
+            "no weights, no loss"
+        );
+        b.coupled = Some(CoupledTokens {
+            contribution: vec![0.0; 6],
+            weights: w,
+        });
+        let (loss, stats) = micro_batch_loss(&c, &out, &b).unwrap();
+        close(loss.to_scalar::<f32>().unwrap(), -0.275_964);
+        assert!((stats.weights.mean - 0.9).abs() < 1e-6 && stats.weights.count == 5);
+        assert!((stats.weights.min - 0.8).abs() < 1e-6);
     }
 
     // Python: tm - 0.001 * sum(h*m)/sum(m) -> -0.33483

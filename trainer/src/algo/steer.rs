@@ -63,17 +63,50 @@ pub fn omega(logp: &[f32], old_logp: &[f32], adv: &[f32], entropy_old: &[f32]) -
         .collect()
 }
 
+/// The range of |Ω| a mapping normalises by: its max and min over a set of valid tokens
+/// (one micro-batch for STEER; `steer-coupled` may take the whole batch).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Range {
+    /// Largest |Ω| (0 over no tokens).
+    pub max: f64,
+    /// Smallest |Ω| (+∞ over no tokens).
+    pub min: f64,
+}
+
+impl Range {
+    /// The range of `|omega|` over the tokens where `mask` is true.
+    pub fn of(omega: &[f32], mask: &[bool]) -> Self {
+        let valid = || {
+            omega
+                .iter()
+                .zip(mask)
+                .filter(|&(_, &m)| m)
+                .map(|(o, _)| f64::from(o.abs()))
+        };
+        Range {
+            max: valid().fold(0.0f64, f64::max),
+            min: valid().fold(f64::INFINITY, f64::min),
+        }
+    }
+
+    /// The range spanning both.
+    pub fn union(self, other: Self) -> Self {
+        Range {
+            max: self.max.max(other.max),
+            min: self.min.min(other.min),
+        }
+    }
+}
+
 /// Weights for one micro-batch; padding (`mask == false`) gets 0.
 pub fn weights(omega: &[f32], mask: &[bool], cfg: &SteerConfig) -> Vec<f32> {
-    let valid = || {
-        omega
-            .iter()
-            .zip(mask)
-            .filter(|&(_, &m)| m)
-            .map(|(o, _)| f64::from(o.abs()))
-    };
-    let max = valid().fold(0.0f64, f64::max);
-    let min = valid().fold(f64::INFINITY, f64::min);
+    weights_in(omega, mask, &cfg.mapping, Range::of(omega, mask))
+}
+
+/// Weights of the tokens of `omega` under `mapping`, normalised by `range` (which may span
+/// more tokens than these); padding (`mask == false`) gets 0.
+pub fn weights_in(omega: &[f32], mask: &[bool], mapping: &WeightMapping, range: Range) -> Vec<f32> {
+    let Range { max, min } = range;
     omega
         .iter()
         .zip(mask)
@@ -82,7 +115,7 @@ pub fn weights(omega: &[f32], mask: &[bool], cfg: &SteerConfig) -> Vec<f32> {
                 return 0.0;
             }
             let m = f64::from(o.abs());
-            let w = match cfg.mapping {
+            let w = match *mapping {
                 WeightMapping::Exponential { lambda_min } => {
                     let k = -lambda_min.ln() / max.max(0.02);
                     (-k * m).exp().clamp(lambda_min, 1.0)

@@ -192,30 +192,6 @@ fn micro_batches(batch: &Packed, micro_rows: usize) -> Result<Vec<Micro>> {
         .collect()
 }
 
-/// The head inputs, raw logits and targets of a micro-batch at its valid positions.
-fn head_inputs(
-    head_input: &Tensor,
-    logits: &Tensor,
-    targets: &Tensor,
-    mask: &[bool],
-    k: usize,
-) -> Result<HeadInputs> {
-    let dev = head_input.device();
-    let valid: Vec<u32> = (0..mask.len() as u32)
-        .filter(|&i| mask[i as usize])
-        .collect();
-    let idx = Tensor::from_vec(valid.clone(), valid.len(), dev)?;
-    let flat = |x: &Tensor| -> Result<Tensor> {
-        let last = x.dim(2)?;
-        x.reshape((mask.len(), last))?.index_select(&idx, 0)
-    };
-    let y = targets
-        .flatten_all()?
-        .index_select(&idx, 0)?
-        .to_vec1::<u32>()?;
-    HeadInputs::from_logits(flat(head_input)?, &flat(logits)?, y, 1.0, k)
-}
-
 /// The log-probabilities of the targets at every valid position of `micros`, in order, under
 /// the model's current weights (full forward passes, no graph).
 fn valid_logps(policy: &Decoder, micros: &[Micro]) -> Result<Vec<f32>> {
@@ -301,11 +277,12 @@ pub fn measure(
         let logits = policy.logits_of(&head_input)?;
         let (logp, entropy) = logprob::logprobs_and_entropy(&logits, targets, 1.0)?;
         let th = Instant::now();
-        head_parts.push(head_inputs(
+        head_parts.push(HeadInputs::at_valid(
             &head_input.detach(),
             &logits.detach(),
             targets,
             mask,
+            1.0,
             est.head_top_k,
         )?);
         head_s += th.elapsed().as_secs_f64();

@@ -20,7 +20,7 @@ use candle_core::Device;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::algo::advantage;
+use crate::algo::{Method, advantage};
 use crate::config::TrainConfig;
 use crate::model::Decoder;
 use crate::optim::AdamW;
@@ -29,7 +29,7 @@ use crate::store::RolloutRow;
 use crate::task::Task;
 use crate::tokenizer::TextTokenizer;
 use crate::train::TrainError;
-pub use record::StepMetrics;
+pub use record::{EntropyChange, StepMetrics};
 
 /// Everything a step reads but does not change.
 #[derive(Debug, Clone, Copy)]
@@ -83,14 +83,33 @@ pub(crate) fn rl_step(
     let old = clock.time("score_old", || {
         score::under_old_policy(ctx, &batch.samples, &adv)
     })?;
+    if old.coupled_seconds > 0.0 {
+        clock.move_time("score_old", "steer_coupled", old.coupled_seconds);
+    }
 
     // 5. Optimizer steps: `ppo_epochs` passes over the batch in mini-batches.
     let lr = cfg.schedule.lr(cfg.optim.lr, step, cfg.steps);
     let update = clock.time("train", || update::optimize(ctx, opt, &old.micro, lr, step))?;
 
+    // 5b. `steer-coupled`: its predicted change of the batch's token-mean entropy, and the
+    //     realised one (the batch rescored under the updated policy).
+    let predicted = (cfg.algo.method == Method::SteerCoupled)
+        .then(|| old.coupled_predicted_change(lr))
+        .flatten();
+    let change = match predicted {
+        Some(predicted) => record::EntropyChange {
+            predicted: Some(predicted),
+            realised: Some(
+                clock.time("score_new", || score::entropy_after(ctx, &old))?
+                    - old.token_mean_entropy(),
+            ),
+        },
+        None => record::EntropyChange::default(),
+    };
+
     // 6. Every graded rollout for the store, and the step's metrics.
     let rows = record::rollout_rows(run_id, step, &batch, &adv, &old.row_entropy);
-    let metrics = record::step_metrics(step, &batch, &old, update, lr, clock.0);
+    let metrics = record::step_metrics(step, &batch, &old, update, lr, change, clock.0);
     Ok((rows, metrics))
 }
 
@@ -105,6 +124,12 @@ impl Clock {
         let out = f();
         *self.0.entry(phase).or_default() += t.elapsed().as_secs_f64();
         out
+    }
+
+    /// Moves `seconds` of `from`'s time to `to` (a part timed inside a phase).
+    pub(crate) fn move_time(&mut self, from: &'static str, to: &'static str, seconds: f64) {
+        *self.0.entry(from).or_default() -= seconds;
+        *self.0.entry(to).or_default() += seconds;
     }
 }
 

@@ -37,6 +37,9 @@ pub struct StepMetrics {
     pub weights: WeightStats,
     /// Predicted entropy change (sum, without −η/L).
     pub predicted_entropy_change: f64,
+    /// `steer-coupled`'s predicted and realised change of the batch's token-mean entropy.
+    #[serde(flatten)]
+    pub entropy_change: EntropyChange,
     /// Token-mean KL to the reference policy, when `kl.beta > 0`.
     pub kl: Option<f64>,
     /// Learning rate used for the step.
@@ -49,6 +52,19 @@ pub struct StepMetrics {
     pub skipped: bool,
     /// Seconds per phase.
     pub timings: HashMap<&'static str, f64>,
+}
+
+/// One step's change of the token-mean entropy of its own batch, nats (`steer-coupled` only;
+/// `None` for other methods).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct EntropyChange {
+    /// Through the output head, for one SGD step of size `lr` on the weighted token-mean
+    /// surrogate ([`crate::algo::steer_coupled::predicted_change`]).
+    #[serde(rename = "coupled_predicted_entropy_change")]
+    pub predicted: Option<f64>,
+    /// The batch rescored after the step's updates minus before.
+    #[serde(rename = "realised_entropy_change")]
+    pub realised: Option<f64>,
 }
 
 /// The store rows of the batch's rollouts.
@@ -95,6 +111,7 @@ pub(crate) fn step_metrics(
     old: &OldPolicy,
     update: Update,
     lr: f64,
+    entropy_change: EntropyChange,
     timings: HashMap<&'static str, f64>,
 ) -> StepMetrics {
     let n = batch.samples.len() as f64;
@@ -115,6 +132,7 @@ pub(crate) fn step_metrics(
             / n,
         weights: update.weights,
         predicted_entropy_change: update.predicted_entropy_change,
+        entropy_change,
         kl: update.kl,
         lr,
         optimizer_steps: update.optimizer_steps,
@@ -142,6 +160,8 @@ pub(crate) fn step_record(run_id: &str, m: &StepMetrics) -> StepRecord {
         steer_w_max: m.weights.max,
         steer_w_frac_below_099: m.weights.frac_below_099,
         predicted_entropy_change: m.predicted_entropy_change,
+        coupled_predicted_entropy_change: m.entropy_change.predicted,
+        realised_entropy_change: m.entropy_change.realised,
         skipped: m.skipped,
         timings: serde_json::to_value(&m.timings).unwrap_or(serde_json::Value::Null),
     }

@@ -1,11 +1,17 @@
 //! Phase 4: score the batch under π_old, before any update: per micro-batch, the sampled
 //! tokens' log-probs and the full-vocabulary entropies, packed with the advantages into the
-//! [`TokenBatch`]es the loss reads.
+//! [`TokenBatch`]es the loss reads; for `steer-coupled`, also every token's coupled
+//! contribution and weight over the whole batch. After the update, [`entropy_after`] rescores
+//! the same batch for the realised entropy change.
+
+use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 
 use super::StepContext;
-use crate::algo::{TokenBatch, logprob};
+use crate::algo::coupled::HeadInputs;
+use crate::algo::steer_coupled::{self, MicroCells};
+use crate::algo::{Method, TokenBatch, logprob};
 use crate::rollout::{self, Packed, Sample};
 use crate::train::TrainError;
 
@@ -20,12 +26,26 @@ pub(crate) struct OldPolicy {
     pub(crate) entropy_sum: f64,
     /// Response tokens in the batch.
     pub(crate) entropy_tokens: usize,
+    /// Seconds spent on `steer-coupled`'s contributions and weights (0 for other methods).
+    pub(crate) coupled_seconds: f64,
 }
 
 impl OldPolicy {
     /// Token-mean entropy of the batch, nats.
     pub(crate) fn token_mean_entropy(&self) -> f64 {
         self.entropy_sum / self.entropy_tokens.max(1) as f64
+    }
+
+    /// `steer-coupled`'s predicted change of the batch's token-mean entropy for one SGD step of
+    /// size `lr` ([`steer_coupled::predicted_change`]); `None` for other methods.
+    pub(crate) fn coupled_predicted_change(&self, lr: f64) -> Option<f64> {
+        let tokens: Vec<_> = self
+            .micro
+            .iter()
+            .map(|(_, b)| b.coupled.clone())
+            .collect::<Option<Vec<_>>>()?;
+        let masks: Vec<&[bool]> = self.micro.iter().map(|(p, _)| p.mask.as_slice()).collect();
+        Some(steer_coupled::predicted_change(&tokens, &masks, lr))
     }
 }
 
@@ -41,16 +61,35 @@ pub(crate) fn under_old_policy(
         row_entropy: vec![0f64; samples.len()],
         entropy_sum: 0.0,
         entropy_tokens: 0,
+        coupled_seconds: 0.0,
     };
+    let temperature = ctx.cfg.rollout.sampling.temperature;
+    let coupled = ctx.cfg.algo.method == Method::SteerCoupled;
+    let mut heads = Vec::new();
     for chunk in order.chunks(ctx.cfg.algo.micro_batch_size) {
         let refs: Vec<&Sample> = chunk.iter().map(|&i| &samples[i]).collect();
         let packed = rollout::pack(&refs, ctx.device)?;
-        let (old_logp, entropy) = logprob::score(
-            ctx.frozen_view,
-            &packed,
-            ctx.cfg.rollout.sampling.temperature,
-            true,
-        )?;
+        let (old_logp, entropy) = if coupled {
+            let (from, cols) = (packed.first_response_col, packed.cols);
+            let head_input = ctx.frozen_view.head_input_tail(&packed.inputs, from)?;
+            let logits = ctx.frozen_view.logits_of(&head_input)?;
+            let t = Instant::now();
+            let tail_mask: Vec<bool> = (0..packed.rows)
+                .flat_map(|r| packed.mask[r * cols + from..(r + 1) * cols].iter().copied())
+                .collect();
+            heads.push(HeadInputs::at_valid(
+                &head_input,
+                &logits,
+                &packed.targets.narrow(1, from, cols - from)?,
+                &tail_mask,
+                temperature,
+                ctx.cfg.algo.steer_coupled.top_k,
+            )?);
+            old.coupled_seconds += t.elapsed().as_secs_f64();
+            logprob::score_logits(&packed, &logits, temperature, true)?
+        } else {
+            logprob::score(ctx.frozen_view, &packed, temperature, true)?
+        };
         let entropy = entropy.expect("asked for");
         let entropy_host = entropy.flatten_all()?.to_vec1::<f32>()?;
         for (r, &i) in chunk.iter().enumerate() {
@@ -73,7 +112,52 @@ pub(crate) fn under_old_policy(
         )?;
         old.micro.push((packed, batch));
     }
+    if coupled {
+        let t = Instant::now();
+        let cells: Vec<MicroCells<'_>> = old
+            .micro
+            .iter()
+            .map(|(_, b)| MicroCells {
+                mask: &b.mask_host,
+                adv: &b.adv_host,
+            })
+            .collect();
+        let tokens = steer_coupled::batch_weights(
+            &heads,
+            &cells,
+            ctx.frozen_view.head_weight(),
+            temperature,
+            &ctx.cfg.algo.steer_coupled,
+        )?;
+        for ((_, b), tok) in old.micro.iter_mut().zip(tokens) {
+            b.coupled = Some(tok);
+        }
+        old.coupled_seconds += t.elapsed().as_secs_f64();
+    }
     Ok(old)
+}
+
+/// Token-mean entropy of the batch's responses under the policy as it is now (after the
+/// update; the frozen view sees every update), nats, at the rollout temperature.
+pub(crate) fn entropy_after(ctx: &StepContext<'_>, old: &OldPolicy) -> Result<f64, TrainError> {
+    let (mut sum, mut n) = (0f64, 0usize);
+    for (packed, _) in &old.micro {
+        let (_, entropy) = logprob::score(
+            ctx.frozen_view,
+            packed,
+            ctx.cfg.rollout.sampling.temperature,
+            true,
+        )?;
+        let host = entropy
+            .expect("asked for")
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        for (h, _) in host.iter().zip(&packed.mask).filter(|&(_, &m)| m) {
+            sum += f64::from(*h);
+            n += 1;
+        }
+    }
+    Ok(sum / n.max(1) as f64)
 }
 
 /// The response mask of `packed` as a `(rows, cols)` f32 tensor of 0.0 and 1.0.
@@ -104,5 +188,6 @@ pub fn token_batch(
         adv_host,
         entropy_old_host,
         mask_host: packed.mask.clone(),
+        coupled: None,
     })
 }

@@ -85,6 +85,12 @@ pub struct StepRecord {
     pub steer_w_frac_below_099: f64,
     /// Predicted entropy change, summed over tokens (without −η/L).
     pub predicted_entropy_change: f64,
+    /// `steer-coupled`: predicted change of the batch's token-mean entropy through the output
+    /// head, for one SGD step of size lr, nats (NULL for other methods).
+    pub coupled_predicted_entropy_change: Option<f64>,
+    /// `steer-coupled`: realised change of the batch's token-mean entropy over the step, nats
+    /// (NULL for other methods).
+    pub realised_entropy_change: Option<f64>,
     /// Step skipped for a non-finite gradient.
     pub skipped: bool,
     /// Seconds per phase.

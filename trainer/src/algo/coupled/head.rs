@@ -76,6 +76,33 @@ impl HeadInputs {
         })
     }
 
+    /// The valid positions (row-major) of a micro-batch: head inputs `(b, t, d)`, raw logits
+    /// `(b, t, V)`, target ids `(b, t)` and the row-major response `mask` of those `b × t`
+    /// cells, under `softmax(logits / temperature)`, keeping `k` tokens per position.
+    pub fn at_valid(
+        head_input: &Tensor,
+        logits: &Tensor,
+        targets: &Tensor,
+        mask: &[bool],
+        temperature: f64,
+        k: usize,
+    ) -> Result<Self> {
+        let dev = head_input.device();
+        let valid: Vec<u32> = (0..mask.len() as u32)
+            .filter(|&i| mask[i as usize])
+            .collect();
+        let idx = Tensor::from_vec(valid.clone(), valid.len(), dev)?;
+        let flat = |x: &Tensor| -> Result<Tensor> {
+            let last = x.dim(2)?;
+            x.reshape((mask.len(), last))?.index_select(&idx, 0)
+        };
+        let y = targets
+            .flatten_all()?
+            .index_select(&idx, 0)?
+            .to_vec1::<u32>()?;
+        HeadInputs::from_logits(flat(head_input)?, &flat(logits)?, y, temperature, k)
+    }
+
     /// The positions of `parts`, one after the other (all with the same `k`).
     pub fn cat(parts: &[HeadInputs]) -> Result<Self> {
         let Some(first) = parts.first() else {
@@ -213,6 +240,67 @@ pub fn pair_matrix(x: &HeadInputs, w: &Tensor, a: &[f32], temperature: f64) -> R
     Ok(PairMatrix { n, c })
 }
 
+/// Source side without the `(N, N)` matrix: `Σ_s C_st` for every position `t`, per unit
+/// learning rate, equal to `pair_matrix(x, w, a, temperature).source()` (same truncation) in
+/// `O(N·m·d)` time and `O(N·m)` memory (`m`: the distinct tokens kept over all positions).
+/// With `G_j = Σ_s u_{s,j} h_s` (`m × d`),
+///
+/// ```text
+/// Σ_s C_st = −a_t/τ² · (h_t·G_{y_t} − Σ_{j ∈ top_k(π_t)} π_{t,j} h_t·G_j)
+/// ```
+///
+/// (the note's `M_H = Σ_s u_s h_sᵀ`, NTHR's `M = GᵀH` with the entropy gradients as anchors).
+pub fn source(x: &HeadInputs, w: &Tensor, a: &[f32], temperature: f64) -> Result<Vec<f64>> {
+    let n = x.len();
+    if a.len() != n {
+        candle_core::bail!("{} coefficients for {n} positions", a.len());
+    }
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let mut vocab: Vec<u32> = x.y.iter().chain(&x.top_ids).copied().collect();
+    vocab.sort_unstable();
+    vocab.dedup();
+    let col: HashMap<u32, usize> = vocab.iter().enumerate().map(|(c, &j)| (j, c)).collect();
+    let m = vocab.len();
+    let dev = x.h.device();
+    let rows = w
+        .to_dtype(DType::F32)?
+        .index_select(&Tensor::from_vec(vocab, m, dev)?, 0)?;
+    // z_{s,j} / τ over the kept tokens, then u_{s,j} from the exact log π_{s,j}.
+    let z = (x.h.matmul(&rows.t()?)? / temperature)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let u: Vec<f32> = z
+        .chunks(m)
+        .zip(x.lse.iter().zip(&x.entropy))
+        .flat_map(|(row, (&l, &h))| {
+            row.iter().map(move |&zj| {
+                let lp = zj - l;
+                lp.exp() * (lp + h)
+            })
+        })
+        .collect();
+    let u = Tensor::from_vec(u, (n, m), dev)?;
+    // G = Uᵀ H (m × d), then Q = H Gᵀ / τ² (n × m): Q_tj = Σ_s K_st u_{s,j}.
+    let g = u.t()?.matmul(&x.h)?;
+    let q = (x.h.matmul(&g.t()?)? / (temperature * temperature))?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let k = x.k;
+    Ok((0..n)
+        .map(|t| {
+            let qt = &q[t * m..(t + 1) * m];
+            let spread: f64 = x.top_ids[t * k..(t + 1) * k]
+                .iter()
+                .zip(&x.top_p[t * k..(t + 1) * k])
+                .map(|(j, &p)| f64::from(qt[col[j]]) * f64::from(p))
+                .sum();
+            -f64::from(a[t]) * (f64::from(qt[col[&x.y[t]]]) - spread)
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,6 +434,34 @@ mod tests {
                 "t={t}: {got} vs {want}"
             );
         }
+    }
+
+    /// The linear-time source side is the pair matrix's column sums, truncated or not.
+    #[test]
+    fn linear_time_source_matches_the_pair_matrix() {
+        let (n, d, v, tau) = (15, 6, 40, 0.8);
+        let (w, h, y, a) = setting(n, d, v, 21);
+        let logits = h.matmul(&w.as_tensor().t().unwrap()).unwrap();
+        for k in [v, 5] {
+            let x = HeadInputs::from_logits(h.clone(), &logits, y.clone(), tau, k).unwrap();
+            let want = pair_matrix(&x, w.as_tensor(), &a, tau).unwrap().source();
+            let got = source(&x, w.as_tensor(), &a, tau).unwrap();
+            for (g, e) in got.iter().zip(&want) {
+                assert!(
+                    (g - e).abs() < 1e-4 * e.abs().max(1.0),
+                    "k={k}: {got:?} {want:?}"
+                );
+            }
+        }
+        assert!(
+            source(
+                &HeadInputs::from_logits(h, &logits, y, tau, 3).unwrap(),
+                w.as_tensor(),
+                &a[1..],
+                tau
+            )
+            .is_err()
+        );
     }
 
     /// Keeping only the most probable tokens of each π_t changes little when they hold most
