@@ -65,6 +65,7 @@ async fn exercise(store: &Store) {
         steer_w_frac_below_099: 0.1,
         predicted_entropy_change: -0.2,
         coupled_predicted_entropy_change: Some(-1e-4),
+        head_step_entropy_change: Some(2e-4),
         realised_entropy_change: None,
         skipped: false,
         timings: json!({"train": 0.1}),
@@ -107,14 +108,17 @@ async fn postgres_store_upserts_and_migrations_are_idempotent() {
         .await
         .unwrap();
     assert!((loss + 0.2).abs() < 1e-12);
-    let (predicted, realised): (Option<f64>, Option<f64>) = sqlx::query_as(
-        "SELECT coupled_predicted_entropy_change, realised_entropy_change FROM steps \
-         WHERE run_id = 'r1' AND step = 0",
+    let (predicted, head_step, realised): (Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(
+        "SELECT coupled_predicted_entropy_change, head_step_entropy_change, \
+             realised_entropy_change FROM steps WHERE run_id = 'r1' AND step = 0",
     )
     .fetch_one(pool)
     .await
     .unwrap();
-    assert_eq!((predicted, realised), (Some(-1e-4), Some(-3e-4)));
+    assert_eq!(
+        (predicted, head_step, realised),
+        (Some(-1e-4), Some(2e-4), Some(-3e-4))
+    );
     let finished: bool =
         sqlx::query_scalar("SELECT finished_at IS NOT NULL FROM runs WHERE run_id = 'r1'")
             .fetch_one(pool)

@@ -91,19 +91,20 @@ pub(crate) fn rl_step(
     let lr = cfg.schedule.lr(cfg.optim.lr, step, cfg.steps);
     let update = clock.time("train", || update::optimize(ctx, opt, &old.micro, lr, step))?;
 
-    // 5b. `steer-coupled`: its predicted change of the batch's token-mean entropy, and the
-    //     realised one (the batch rescored under the updated policy).
+    // 5b. `steer-coupled`: its predicted change of the batch's token-mean entropy, the head's
+    //     share of the actual step, and the realised change (the batch rescored under the
+    //     updated policy).
     let predicted = (cfg.algo.method == Method::SteerCoupled)
         .then(|| old.coupled_predicted_change(lr))
         .flatten();
     let change = match predicted {
-        Some(predicted) => record::EntropyChange {
-            predicted: Some(predicted),
-            realised: Some(
-                clock.time("score_new", || score::entropy_after(ctx, &old))?
-                    - old.token_mean_entropy(),
-            ),
-        },
+        Some(predicted) => clock.time("score_new", || -> Result<_, TrainError> {
+            Ok(record::EntropyChange {
+                predicted: Some(predicted),
+                head_step: old.head_step_change(ctx)?,
+                realised: Some(score::entropy_after(ctx, &old)? - old.token_mean_entropy()),
+            })
+        })?,
         None => record::EntropyChange::default(),
     };
 

@@ -62,6 +62,11 @@ pub struct EntropyChange {
     /// surrogate ([`crate::algo::steer_coupled::predicted_change`]).
     #[serde(rename = "coupled_predicted_entropy_change")]
     pub predicted: Option<f64>,
+    /// Through the output head along the optimizer's actual update of it (momentum, weight
+    /// decay and clipping included), first order
+    /// ([`crate::algo::coupled::head::entropy_change_along`]).
+    #[serde(rename = "head_step_entropy_change")]
+    pub head_step: Option<f64>,
     /// The batch rescored after the step's updates minus before.
     #[serde(rename = "realised_entropy_change")]
     pub realised: Option<f64>,
@@ -161,6 +166,7 @@ pub(crate) fn step_record(run_id: &str, m: &StepMetrics) -> StepRecord {
         steer_w_frac_below_099: m.weights.frac_below_099,
         predicted_entropy_change: m.predicted_entropy_change,
         coupled_predicted_entropy_change: m.entropy_change.predicted,
+        head_step_entropy_change: m.entropy_change.head_step,
         realised_entropy_change: m.entropy_change.realised,
         skipped: m.skipped,
         timings: serde_json::to_value(&m.timings).unwrap_or(serde_json::Value::Null),

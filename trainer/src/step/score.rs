@@ -9,7 +9,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 
 use super::StepContext;
-use crate::algo::coupled::HeadInputs;
+use crate::algo::coupled::{HeadInputs, head};
 use crate::algo::steer_coupled::{self, MicroCells};
 use crate::algo::{Method, TokenBatch, logprob};
 use crate::rollout::{self, Packed, Sample};
@@ -28,6 +28,10 @@ pub(crate) struct OldPolicy {
     pub(crate) entropy_tokens: usize,
     /// Seconds spent on `steer-coupled`'s contributions and weights (0 for other methods).
     pub(crate) coupled_seconds: f64,
+    /// `steer-coupled`: the head inputs of every micro-batch's valid positions under π_old.
+    pub(crate) heads: Vec<HeadInputs>,
+    /// `steer-coupled`: a copy of the output head's weight under π_old.
+    pub(crate) head_before: Option<Tensor>,
 }
 
 impl OldPolicy {
@@ -47,6 +51,28 @@ impl OldPolicy {
         let masks: Vec<&[bool]> = self.micro.iter().map(|(p, _)| p.mask.as_slice()).collect();
         Some(steer_coupled::predicted_change(&tokens, &masks, lr))
     }
+
+    /// `steer-coupled`: the first-order change of the batch's token-mean entropy through the
+    /// output head's actual update since scoring (the optimizer's step on the head, momentum,
+    /// weight decay and clipping included; the final norm and lower layers not counted), from
+    /// the head's weight now. `None` for other methods.
+    pub(crate) fn head_step_change(
+        &self,
+        ctx: &StepContext<'_>,
+    ) -> Result<Option<f64>, TrainError> {
+        let Some(before) = &self.head_before else {
+            return Ok(None);
+        };
+        let dw = (ctx.frozen_view.head_weight().to_dtype(before.dtype())? - before)?;
+        let (mut sum, mut n) = (0f64, 0usize);
+        for x in &self.heads {
+            let change =
+                head::entropy_change_along(x, before, &dw, ctx.cfg.rollout.sampling.temperature)?;
+            sum += change.iter().sum::<f64>();
+            n += change.len();
+        }
+        Ok(Some(sum / n.max(1) as f64))
+    }
 }
 
 /// Scores `samples` with the frozen view (no graph), `adv` holding one advantage per sample.
@@ -62,10 +88,11 @@ pub(crate) fn under_old_policy(
         entropy_sum: 0.0,
         entropy_tokens: 0,
         coupled_seconds: 0.0,
+        heads: Vec::new(),
+        head_before: None,
     };
     let temperature = ctx.cfg.rollout.sampling.temperature;
     let coupled = ctx.cfg.algo.method == Method::SteerCoupled;
-    let mut heads = Vec::new();
     for chunk in order.chunks(ctx.cfg.algo.micro_batch_size) {
         let refs: Vec<&Sample> = chunk.iter().map(|&i| &samples[i]).collect();
         let packed = rollout::pack(&refs, ctx.device)?;
@@ -77,7 +104,7 @@ pub(crate) fn under_old_policy(
             let tail_mask: Vec<bool> = (0..packed.rows)
                 .flat_map(|r| packed.mask[r * cols + from..(r + 1) * cols].iter().copied())
                 .collect();
-            heads.push(HeadInputs::at_valid(
+            old.heads.push(HeadInputs::at_valid(
                 &head_input,
                 &logits,
                 &packed.targets.narrow(1, from, cols - from)?,
@@ -123,7 +150,7 @@ pub(crate) fn under_old_policy(
             })
             .collect();
         let tokens = steer_coupled::batch_weights(
-            &heads,
+            &old.heads,
             &cells,
             ctx.frozen_view.head_weight(),
             temperature,
@@ -132,6 +159,7 @@ pub(crate) fn under_old_policy(
         for ((_, b), tok) in old.micro.iter_mut().zip(tokens) {
             b.coupled = Some(tok);
         }
+        old.head_before = Some(ctx.frozen_view.head_weight().copy()?);
         old.coupled_seconds += t.elapsed().as_secs_f64();
     }
     Ok(old)

@@ -185,9 +185,9 @@ impl Store {
     pub async fn insert_step(&self, s: &StepRecord) -> Result<(), StoreError> {
         let sql = "INSERT INTO steps (run_id, step, reward_mean, accuracy, entropy, loss, grad_norm, clip_frac_low, \
                    clip_frac_high, response_len_mean, steer_w_mean, steer_w_min, steer_w_max, steer_w_frac_below_099, \
-                   predicted_entropy_change, coupled_predicted_entropy_change, realised_entropy_change, \
-                   skipped, timings) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+                   predicted_entropy_change, coupled_predicted_entropy_change, head_step_entropy_change, \
+                   realised_entropy_change, skipped, timings) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
                    ON CONFLICT (run_id, step) DO UPDATE SET reward_mean = excluded.reward_mean, \
                    accuracy = excluded.accuracy, entropy = excluded.entropy, loss = excluded.loss, \
                    grad_norm = excluded.grad_norm, clip_frac_low = excluded.clip_frac_low, \
@@ -196,6 +196,7 @@ impl Store {
                    steer_w_max = excluded.steer_w_max, steer_w_frac_below_099 = excluded.steer_w_frac_below_099, \
                    predicted_entropy_change = excluded.predicted_entropy_change, \
                    coupled_predicted_entropy_change = excluded.coupled_predicted_entropy_change, \
+                   head_step_entropy_change = excluded.head_step_entropy_change, \
                    realised_entropy_change = excluded.realised_entropy_change, skipped = excluded.skipped, \
                    timings = excluded.timings";
         with_pool!(self, pool, Db => {
@@ -216,6 +217,7 @@ impl Store {
                 .bind(s.steer_w_frac_below_099)
                 .bind(s.predicted_entropy_change)
                 .bind(s.coupled_predicted_entropy_change)
+                .bind(s.head_step_entropy_change)
                 .bind(s.realised_entropy_change)
                 .bind(s.skipped)
                 .bind(Json(&s.timings))

@@ -88,6 +88,9 @@ pub struct StepRecord {
     /// `steer-coupled`: predicted change of the batch's token-mean entropy through the output
     /// head, for one SGD step of size lr, nats (NULL for other methods).
     pub coupled_predicted_entropy_change: Option<f64>,
+    /// `steer-coupled`: first-order change of the batch's token-mean entropy through the
+    /// output head along the optimizer's actual update of it, nats (NULL for other methods).
+    pub head_step_entropy_change: Option<f64>,
     /// `steer-coupled`: realised change of the batch's token-mean entropy over the step, nats
     /// (NULL for other methods).
     pub realised_entropy_change: Option<f64>,

@@ -301,6 +301,36 @@ pub fn source(x: &HeadInputs, w: &Tensor, a: &[f32], temperature: f64) -> Result
         .collect())
 }
 
+/// Target side along a given move `dw` `(V, d)` of the output head `w` (any optimizer's
+/// actual update: momentum, weight decay and clipping included): the first-order entropy
+/// change `−u_s·(dw h_s)/τ` at every position, over the whole vocabulary (two head-sized
+/// products per position). The head inputs stay as they are: what the final norm and the
+/// layers below do to `h_s` is not counted.
+pub fn entropy_change_along(
+    x: &HeadInputs,
+    w: &Tensor,
+    dw: &Tensor,
+    temperature: f64,
+) -> Result<Vec<f64>> {
+    if x.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dev = x.h.device();
+    let n = x.len();
+    let z = (x.h.matmul(&w.to_dtype(DType::F32)?.t()?)? / temperature)?;
+    let lse = Tensor::from_vec(x.lse.clone(), (n, 1), dev)?;
+    let ent = Tensor::from_vec(x.entropy.clone(), (n, 1), dev)?;
+    let logp = z.broadcast_sub(&lse)?;
+    let u = (logp.exp()? * logp.broadcast_add(&ent)?)?;
+    let dz = (x.h.matmul(&dw.to_dtype(DType::F32)?.t()?)? / temperature)?;
+    Ok((u * dz)?
+        .sum(D::Minus1)?
+        .to_vec1::<f32>()?
+        .into_iter()
+        .map(|v| -f64::from(v))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,6 +417,15 @@ mod tests {
             assert!(
                 (got - want).abs() < 2e-2 * want.abs().max(0.05),
                 "s={s}: {got} vs {want}"
+            );
+        }
+        // The same step given as a head move: the kernel's target side, position by position.
+        let along = entropy_change_along(&x, w.as_tensor(), &(&g * -1.0).unwrap(), tau).unwrap();
+        for (got, want) in along.iter().zip(pm.target()) {
+            assert!(
+                (got - want).abs() < 1e-4 * want.abs().max(1.0),
+                "{along:?} vs {:?}",
+                pm.target()
             );
         }
         // Source side: ⟨∇_W Σ_s H_s, a_t ∇_W log π(y_t)⟩ per token.
