@@ -61,7 +61,7 @@ fn open_cuda() -> Result<Device, DeviceError> {
 /// bf16, while RMSNorm statistics, attention scores and softmax, and the output logits are f32:
 /// what PyTorch's `autocast(dtype=bfloat16)` does for these ops. Meant for CUDA; on the CPU
 /// bf16 products are slower than f32 and serve tests only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// f32 everywhere. The default.

@@ -10,6 +10,7 @@ pub mod compare;
 pub mod config;
 pub mod device;
 pub mod eval;
+pub mod gpu_check;
 pub mod model;
 pub mod optim;
 pub mod plot;

@@ -196,6 +196,16 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Check this trainer on a GPU against the CPU and time it: correctness (logits, gradients,
+    /// an AdamW step, KV-cache sampling; f32 and bf16), speed of a model shape, and the
+    /// random-init checkpoint PyTorch is timed on (docs/gpu.md).
+    #[command(
+        after_help = "Examples:\n  trainer gpu-check correctness --device cuda --out runs/gpu-check\n  trainer gpu-check speed --shape qwen2-0.5b --device cuda --out runs/gpu-check"
+    )]
+    GpuCheck {
+        #[command(subcommand)]
+        command: trainer::gpu_check::GpuCheckCommand,
+    },
     /// Question the rollout store: what was the model rewarded for?
     #[command(
         after_help = "Examples:\n  trainer audit runs\n  trainer audit summary --run RUN --database-url postgres://root@127.0.0.1/test"
@@ -501,6 +511,13 @@ fn main() -> Result<()> {
             let out = out.unwrap_or_else(|| dirs[0].join("curves.png"));
             trainer::plot::plot_runs(&dirs, &out)?;
             println!("wrote {}", out.display());
+            Ok(())
+        }
+        Command::GpuCheck { command } => {
+            anyhow::ensure!(
+                trainer::gpu_check::run(&command)?,
+                "a correctness check failed (see the table above)"
+            );
             Ok(())
         }
         Command::Audit {
