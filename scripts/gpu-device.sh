@@ -19,7 +19,9 @@
 # Each phase gets what is left of the budget (at most its own cap), so the report is written
 # even when a phase hangs or fails; a failed phase is recorded, not fatal. Settings:
 # GPU_CHECK_BUDGET (480 s), GPU_CHECK_ROWS (16), GPU_CHECK_PROMPT (64), GPU_CHECK_NEW (128),
-# GPU_CHECK_REPEAT (3), GPU_CHECK_SHAPES ("qwen2-0.5b smollm2-135m").
+# GPU_CHECK_REPEAT (3), GPU_CHECK_SHAPES ("qwen2-0.5b smollm2-135m"), GPU_CHECK_STEPS (30, the
+# tiny run's), GPU_CHECK_DEVICE (cuda; the test runs the whole script with cpu, where there is
+# no GPU and no PyTorch), GPU_CHECK_WORK (scratch folder, default /tmp/gpu-check).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out="${OUT:-$here/out}"
@@ -30,6 +32,8 @@ prompt="${GPU_CHECK_PROMPT:-64}"
 new="${GPU_CHECK_NEW:-128}"
 repeat="${GPU_CHECK_REPEAT:-3}"
 shapes="${GPU_CHECK_SHAPES:-qwen2-0.5b smollm2-135m}"
+steps="${GPU_CHECK_STEPS:-30}"
+device="${GPU_CHECK_DEVICE:-cuda}"
 # Seconds kept back for the report.
 reserve=20
 start=$SECONDS
@@ -115,19 +119,19 @@ cp "$here/MANIFEST" "$details/" 2>/dev/null
     > "$details/python.json" 2>&1
 
 # 2. Correctness.
-phase correctness 150 "$bin" gpu-check correctness --device cuda --out "$details"
+phase correctness 150 "$bin" gpu-check correctness --device "$device" --out "$details"
 
 # 3. Thirty steps of the tiny config on CUDA into SQLite.
-phase tiny30 150 "$bin" train --config trainer/configs/tiny-cpu.toml --device cuda --steps 30 \
-    --run-dir "$work/tiny30" > "$details/tiny30.log" 2>&1
-cp "$work/tiny30/metrics.jsonl" "$details/tiny30-metrics.jsonl" 2>/dev/null
-cp "$work/tiny30/rollouts.sqlite" "$details/tiny30.sqlite" 2>/dev/null
-tail -n 5 "$details/tiny30.log"
+phase tiny-run 150 "$bin" train --config trainer/configs/tiny-cpu.toml --device "$device" \
+    --steps "$steps" --run-dir "$work/tiny-run" > "$details/tiny-run.log" 2>&1
+cp "$work/tiny-run/metrics.jsonl" "$details/tiny-run-metrics.jsonl" 2>/dev/null
+cp "$work/tiny-run/rollouts.sqlite" "$details/tiny-run.sqlite" 2>/dev/null
+tail -n 5 "$details/tiny-run.log"
 
 # 4. Speed, side by side with PyTorch.
 for shape in $shapes; do
     with_memory "$details/mem-candle-$shape.txt" \
-        phase "speed-$shape" 150 "$bin" gpu-check speed --shape "$shape" --device cuda \
+        phase "speed-$shape" 150 "$bin" gpu-check speed --shape "$shape" --device "$device" \
         --precision bf16 --rows "$rows" --prompt "$prompt" --new "$new" --repeat "$repeat" \
         --out "$details"
     phase "export-$shape" 60 "$bin" gpu-check export --shape "$shape" --out "$work/hf-$shape"
@@ -136,13 +140,13 @@ for shape in $shapes; do
         with_memory "$details/mem-torch-$shape.txt" \
             phase "torch-$shape" 150 "$py" "$here/gpu_torch_bench.py" bench \
             --model "$work/hf-$shape" --rust-json "$rust_json" \
-            --out "$details/torch-$shape.json"
+            --device "$device" --out "$details/torch-$shape.json"
     fi
     rm -rf "${work:?}/hf-$shape"
 done
 
 # 5. The report.
 log "report"
-"$py" "$here/gpu_torch_bench.py" report --details "$details" --out "$out"
+"$py" "$here/gpu_torch_bench.py" report --details "$details" --steps "$steps" --out "$out"
 tar -czf "$out/details.tar.gz" -C "$work" details
 log "done in $((SECONDS - start)) s; $out: $(ls "$out" | tr '\n' ' ')"

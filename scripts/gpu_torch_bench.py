@@ -175,10 +175,10 @@ def peak_mib(path: str):
     return max(v) - v[0] if v else None
 
 
-def tiny30(details: str) -> dict:
-    """The 30-step CUDA run: steps and rollouts in SQLite, and every metric finite."""
-    res = {"steps_expected": 30, "pass": False}
-    db = os.path.join(details, "tiny30.sqlite")
+def tiny_run(details: str, steps: int) -> dict:
+    """The short tiny-config run: its steps and rollouts in SQLite, and every metric finite."""
+    res = {"steps_expected": steps, "pass": False}
+    db = os.path.join(details, "tiny-run.sqlite")
     if os.path.exists(db):
         con = sqlite3.connect(db)
         res["steps_rows"] = con.execute("SELECT count(*) FROM steps").fetchone()[0]
@@ -190,7 +190,7 @@ def tiny30(details: str) -> dict:
         ).fetchone()[0]
         res["steps_with_non_finite_metrics"] = bad
         con.close()
-    metrics = os.path.join(details, "tiny30-metrics.jsonl")
+    metrics = os.path.join(details, "tiny-run-metrics.jsonl")
     if os.path.exists(metrics):
         lines = [json.loads(x) for x in open(metrics) if x.strip()]
         res["metrics_lines"] = len(lines)
@@ -203,10 +203,10 @@ def tiny30(details: str) -> dict:
         if lines:
             res["last"] = {k: lines[-1].get(k) for k in ("step", "loss", "entropy", "reward_mean")}
     res["pass"] = (
-        res.get("steps_rows") == 30
+        res.get("steps_rows") == steps
         and res.get("rollout_rows", 0) > 0
         and res.get("steps_with_non_finite_metrics") == 0
-        and res.get("metrics_lines") == 30
+        and res.get("metrics_lines") == steps
         and not res.get("metric_fields_non_finite")
     )
     return res
@@ -244,7 +244,7 @@ def report(a: argparse.Namespace) -> None:
             row["generation_ratio"] = rust["generation_tokens_per_s"] / torch_res["generation_tokens_per_s"]
             row["train_ratio"] = rust["train_tokens_per_s"] / torch_res["train_tokens_per_s"]
         speed.append(row)
-    tiny = tiny30(d)
+    tiny = tiny_run(d, a.steps)
     targets = []
     if correctness:
         f32_logits = [c for c in correctness["checks"] if c["precision"] == "f32" and c["name"].startswith("logits")]
@@ -258,7 +258,7 @@ def report(a: argparse.Namespace) -> None:
             "value": sum(not c["pass"] for c in correctness["checks"]),
             "pass": correctness["passed"],
         })
-    targets.append({"target": "30-step tiny run on CUDA: finite metrics, rows in SQLite", "value": tiny.get("steps_rows"), "pass": tiny["pass"]})
+    targets.append({"target": f"{a.steps}-step tiny run: finite metrics, rows in SQLite", "value": tiny.get("steps_rows"), "pass": tiny["pass"]})
     for row in speed:
         if row["shape"] == "qwen2-0.5b" and "generation_ratio" in row:
             targets.append({"target": "generation >= 0.5x PyTorch eager (0.5B)", "value": row["generation_ratio"], "pass": row["generation_ratio"] >= 0.5})
@@ -275,7 +275,7 @@ def report(a: argparse.Namespace) -> None:
         "phases": phases,
         "targets": targets,
         "correctness": correctness,
-        "tiny30": tiny,
+        "tiny_run": tiny,
         "speed": speed,
     }
     os.makedirs(a.out, exist_ok=True)
@@ -298,7 +298,7 @@ def report(a: argparse.Namespace) -> None:
     if speed:
         o = speed[0]["rust"]["options"]
         md += ["", f"Generation: {o['rows']} rows x {o['new_tokens']} new tokens after a {o['prompt']}-token prompt; train step: {o['train_rows']} rows x {o['prompt'] + o['new_tokens']} tokens; median of {o['repeat']} after a warm-up; MFU against {o['peak_tflops']} TFLOP/s."]
-    md += ["", "## Correctness (CUDA against the CPU)", ""]
+    md += ["", "## Correctness (the device against the CPU)", ""]
     if correctness:
         md += ["| check | model | precision | value | bound | pass | detail |", "|---|---|---|---|---|---|---|"]
         for c in correctness["checks"]:
@@ -306,7 +306,7 @@ def report(a: argparse.Namespace) -> None:
             md.append(f"| {c['name']} | {c['family']} | {c['precision']} | {fmt(c['value'], '.3e')} | {bound} | {'yes' if c['pass'] else 'NO'} | {c['detail']} |")
     else:
         md.append("no correctness report (see device.log)")
-    md += ["", "## 30-step tiny run on CUDA", "", "```json", json.dumps(tiny, indent=2), "```"]
+    md += ["", f"## {a.steps}-step tiny run (trainer/configs/tiny-cpu.toml)", "", "```json", json.dumps(tiny, indent=2), "```"]
     md += ["", "## Phases", "", "| phase | exit | seconds |", "|---|---|---|"]
     md += [f"| {p['phase']} | {p['exit']} | {p['seconds']} |" for p in phases]
     with open(os.path.join(a.out, "gpu-report.md"), "w") as f:
@@ -326,6 +326,7 @@ def main() -> None:
     r = sub.add_parser("report", help="assemble gpu-report.{json,md}")
     r.add_argument("--details", required=True, help="the folder the device script filled")
     r.add_argument("--out", required=True, help="where gpu-report.{json,md} go")
+    r.add_argument("--steps", type=int, default=30, help="the tiny run's steps")
     a = ap.parse_args()
     bench(a) if a.cmd == "bench" else report(a)
 

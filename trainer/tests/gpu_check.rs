@@ -142,7 +142,9 @@ fn correctness_and_speed_on_the_cpu_and_the_report_over_them() {
 
 /// `scripts/gpu-check.sh --binary <this test build> --no-cuda-build` packs a bundle under the
 /// size limit whose binary unpacks (with xz and with Python's lzma, as the device script does)
-/// and runs; an over-limit bundle is refused; the device script parses and the Python compiles.
+/// and runs; the device script parses, the Python compiles, and the whole device script runs on
+/// the CPU (`GPU_CHECK_DEVICE=cpu`, the tiny shape, 2 steps) into its report; an over-limit
+/// bundle is refused.
 #[test]
 fn the_bundle_packs_unpacks_and_runs() {
     let dir = scratch("bundle");
@@ -224,6 +226,59 @@ fn the_bundle_packs_unpacks_and_runs() {
             .unwrap(),
         "py_compile gpu_torch_bench.py",
     );
+
+    // The device script end to end, on the CPU: every phase but PyTorch's (not installed
+    // here, or on the CPU when it is) must succeed, and the report must say so.
+    let out_dir = dir.join("out");
+    let stdout = ok(
+        Command::new("bash")
+            .arg(bundle.join("device.sh"))
+            .current_dir(root())
+            .env("OUT", &out_dir)
+            .env("GPU_CHECK_WORK", dir.join("work"))
+            .env("GPU_CHECK_DEVICE", "cpu")
+            .env("GPU_CHECK_STEPS", "2")
+            .env("GPU_CHECK_SHAPES", "tiny")
+            .env("GPU_CHECK_ROWS", "2")
+            .env("GPU_CHECK_PROMPT", "4")
+            .env("GPU_CHECK_NEW", "4")
+            .env("GPU_CHECK_REPEAT", "1")
+            .env("GPU_CHECK_BUDGET", "300")
+            .output()
+            .unwrap(),
+        "device.sh on the CPU",
+    );
+    for f in [
+        "gpu-report.json",
+        "gpu-report.md",
+        "device.log",
+        "details.tar.gz",
+    ] {
+        assert!(out_dir.join(f).is_file(), "{f} missing:\n{stdout}");
+    }
+    let r = json(&out_dir.join("gpu-report.json"));
+    let phases = r["phases"].as_array().unwrap();
+    for name in ["correctness", "tiny-run", "speed-tiny", "export-tiny"] {
+        let p = phases
+            .iter()
+            .find(|p| p["phase"] == name)
+            .unwrap_or_else(|| panic!("no phase {name}: {phases:?}\n{stdout}"));
+        assert_eq!(p["exit"], "0", "{name}: {p:?}\n{stdout}");
+    }
+    assert!(
+        phases.iter().any(|p| p["phase"] == "torch-tiny"),
+        "{phases:?}"
+    );
+    let targets = r["targets"].as_array().unwrap();
+    for t in targets {
+        let name = t["target"].as_str().unwrap();
+        if name.starts_with("every correctness") || name.starts_with("2-step tiny run") {
+            assert_eq!(t["pass"], true, "{t:?}\n{stdout}");
+        }
+    }
+    assert_eq!(r["tiny_run"]["steps_rows"], 2, "{stdout}");
+    assert!(r["tiny_run"]["rollout_rows"].as_u64().unwrap() > 0);
+    assert_eq!(r["speed"][0]["shape"], "tiny");
 
     let out = pack("1");
     assert!(!out.status.success(), "a bundle over 1 MiB was accepted");

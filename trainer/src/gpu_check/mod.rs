@@ -201,6 +201,7 @@ pub enum GpuCheckError {
 pub enum Shape {
     /// `trainer/configs/tiny-cpu.toml`'s model (Qwen2, 2 layers of width 64, vocabulary 99),
     /// with 512 positions instead of 64.
+    #[serde(rename = "tiny")]
     Tiny,
     /// SmolLM2-135M: Llama, 30 layers of width 576, 9 heads (3 KV), vocabulary 49152, tied.
     #[value(name = "smollm2-135m")]
