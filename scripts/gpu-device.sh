@@ -95,16 +95,18 @@ else
         "$here/trainer.xz" "$bin"
 fi
 chmod +x "$bin"
+# The wheels' library folders: nvidia/cu13/lib (CUDA 13 wheels) or one nvidia/NAME/lib per
+# library (older layouts); then the driver's and a toolkit's, where present.
 cu13=$("$py" - <<'EOF'
 import glob, os
 dirs = []
 try:
     import nvidia
     for root in list(nvidia.__path__):
-        dirs += [os.path.join(root, "cu13", "lib")]
-        dirs += [os.path.dirname(p) for p in glob.glob(os.path.join(root, "*", "lib", "libcublas.so.13"))]
+        dirs += [os.path.join(root, "cu13", "lib")] + sorted(glob.glob(os.path.join(root, "*", "lib")))
 except ImportError:
     pass
+dirs += ["/usr/local/nvidia/lib64", "/usr/local/cuda/lib64"]
 print(":".join(d for d in dict.fromkeys(dirs) if os.path.isdir(d)))
 EOF
 )
@@ -113,7 +115,7 @@ log "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 nvidia-smi > "$details/nvidia-smi.txt" 2>&1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$details/gpu.txt" 2>&1
 ldd "$bin" > "$details/ldd.txt" 2>&1
-grep -E 'cuda|cublas|curand' "$details/ldd.txt"
+grep -E 'cuda|cublas|curand|not found' "$details/ldd.txt"
 cp "$here/MANIFEST" "$details/" 2>/dev/null
 "$py" -c 'import torch, transformers, json; print(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__, "cuda": torch.version.cuda}))' \
     > "$details/python.json" 2>&1

@@ -283,6 +283,13 @@ def report(a: argparse.Namespace) -> None:
         json.dump(result, f, indent=2)
 
     md = [f"# GPU check, {result['date']}", "", f"GPU: {gpu or 'unknown'}; software: {result['python']}", ""]
+    manifest = os.path.join(d, "MANIFEST")
+    if os.path.exists(manifest):
+        md += ["Binary: " + "; ".join(x.strip() for x in open(manifest) if x.strip()), ""]
+    ldd = os.path.join(d, "ldd.txt")
+    missing = [x.strip() for x in open(ldd) if "not found" in x] if os.path.exists(ldd) else []
+    if missing:
+        md += ["Libraries not found: " + "; ".join(missing), ""]
     md += ["## Targets", "", "| target | value | pass |", "|---|---|---|"]
     md += [f"| {t['target']} | {fmt(t['value'], '.4g') if isinstance(t['value'], (int, float)) else t['value']} | {'yes' if t['pass'] else 'NO'} |" for t in targets]
     md += ["", "## Speed (bf16, random init, same shapes, batch and lengths on both sides)", ""]

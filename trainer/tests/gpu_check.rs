@@ -279,6 +279,11 @@ fn the_bundle_packs_unpacks_and_runs() {
     assert_eq!(r["tiny_run"]["steps_rows"], 2, "{stdout}");
     assert!(r["tiny_run"]["rollout_rows"].as_u64().unwrap() > 0);
     assert_eq!(r["speed"][0]["shape"], "tiny");
+    let md = std::fs::read_to_string(out_dir.join("gpu-report.md")).unwrap();
+    assert!(
+        md.contains("cuda: no"),
+        "the report names the binary:\n{md}"
+    );
 
     let out = pack("1");
     assert!(!out.status.success(), "a bundle over 1 MiB was accepted");
