@@ -367,6 +367,26 @@ async fn every_method_runs_two_steps_and_writes_metrics() {
             );
         }
     }
+    // steer-coupled over the last block (the source side by reruns of the trainable model).
+    let mut cfg = TrainConfig::from_toml(&text).unwrap();
+    cfg.algo.method = Method::SteerCoupled;
+    cfg.algo.steer_coupled.source = trainer::algo::SourceEstimate::TopBlocks { blocks: 1 };
+    cfg.steps = 2;
+    cfg.warmup.steps = 5;
+    let dir = base.join("steer-coupled-top1");
+    let summary = run_blocking(cfg, sqlite_opts(&dir, &verifier.url)).await;
+    assert_eq!(summary.history.len(), 2);
+    for m in &summary.history {
+        assert!(
+            m.weights.min >= 0.8 - 1e-6 && m.weights.max <= 1.0 + 1e-6 && m.weights.count > 0,
+            "{m:?}"
+        );
+        assert!(
+            m.entropy_change.predicted.is_some_and(f64::is_finite)
+                && m.entropy_change.realised.is_some_and(f64::is_finite),
+            "{m:?}"
+        );
+    }
     std::fs::remove_dir_all(&base).ok();
 }
 

@@ -157,6 +157,7 @@ fn run(mapping: WeightMapping, normaliser: Normaliser) -> (Vec<CoupledTokens>, V
         mapping,
         normaliser,
         top_k: TOP_K,
+        ..SteerCoupledConfig::default()
     };
     let tokens = batch_weights(&heads, &cells, &w, TAU, &cfg).unwrap();
     (tokens, ms)

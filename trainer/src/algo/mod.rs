@@ -33,7 +33,7 @@ pub use agg::LossAgg;
 pub use kl::{KlConfig, KlEstimator};
 pub use ppo_clip::ClipConfig;
 pub use steer::{SteerConfig, WeightMapping, WeightStats};
-pub use steer_coupled::{CoupledTokens, Normaliser, SteerCoupledConfig};
+pub use steer_coupled::{CoupledTokens, Normaliser, SourceEstimate, SteerCoupledConfig};
 
 /// The policy-loss method (STEER.md §3 names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

@@ -34,6 +34,24 @@ pub enum Normaliser {
     Batch,
 }
 
+/// Which estimate of each token's contribution the weights read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", deny_unknown_fields)]
+pub enum SourceEstimate {
+    /// The output head's NTK in closed form ([`head::source`], the probe's `coupled_head`
+    /// source side): a few head-sized products. Default.
+    #[default]
+    Head,
+    /// The output head, the final norm and the last `blocks` blocks rerun from the residual
+    /// stream ([`crate::algo::coupled::TopBlocks::source`], the probe's `coupled_top{k}`): one
+    /// forward to the residual, one backward through the rerun layers and two reruns (a central
+    /// difference along the entropy gradient), with the trainable parameters.
+    TopBlocks {
+        /// Blocks rerun (at most all of them).
+        blocks: usize,
+    },
+}
+
 /// `steer-coupled` settings (`[algo.steer_coupled]`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -45,6 +63,8 @@ pub struct SteerCoupledConfig {
     /// Tokens of each π_t kept in `u_s·π_t` (the rest of the vocabulary is dropped; `u_s`
     /// itself is never truncated). Default 16; at least the vocabulary size is exact.
     pub top_k: usize,
+    /// The estimate of `C_t`. Default: the output head ([`SourceEstimate::Head`]).
+    pub source: SourceEstimate,
 }
 
 impl Default for SteerCoupledConfig {
@@ -53,6 +73,7 @@ impl Default for SteerCoupledConfig {
             mapping: WeightMapping::Exponential { lambda_min: 0.8 },
             normaliser: Normaliser::MicroBatch,
             top_k: 16,
+            source: SourceEstimate::Head,
         }
     }
 }
@@ -76,10 +97,10 @@ pub struct MicroCells<'a> {
     pub adv: &'a [f32],
 }
 
-/// The weights of every micro-batch of a step. `heads[i]` holds the valid positions of micro-
-/// batch `i` in row-major order (as [`HeadInputs::at_valid`] gives them) under π_old, `cells[i]`
-/// its mask and advantages; `head_weight` is the output head `(V, d)` and `temperature` the
-/// policy's.
+/// The weights of every micro-batch of a step from the output head. `heads[i]` holds the
+/// valid positions of micro-batch `i` in row-major order (as [`HeadInputs::at_valid`] gives
+/// them) under π_old, `cells[i]` its mask and advantages; `head_weight` is the output head
+/// `(V, d)` and `temperature` the policy's.
 pub fn batch_weights(
     heads: &[HeadInputs],
     cells: &[MicroCells<'_>],
@@ -96,11 +117,25 @@ pub fn batch_weights(
     }
     for (h, c) in heads.iter().zip(cells) {
         let valid = c.mask.iter().filter(|&&m| m).count();
-        if h.len() != valid || c.adv.len() != c.mask.len() {
+        if h.len() != valid {
             candle_core::bail!("{} head positions for {valid} valid cells", h.len());
         }
     }
-    let a: Vec<f32> = cells
+    let a = valid_advantages(cells)?;
+    let c = if a.is_empty() {
+        Vec::new()
+    } else {
+        head::source(&HeadInputs::cat(heads)?, head_weight, &a, temperature)?
+    };
+    weights_from(&c, cells, cfg)
+}
+
+/// The advantages `a_t = A_t` at the valid cells of every micro-batch, in batch order.
+pub fn valid_advantages(cells: &[MicroCells<'_>]) -> Result<Vec<f32>> {
+    if let Some(c) = cells.iter().find(|c| c.adv.len() != c.mask.len()) {
+        candle_core::bail!("{} advantages for {} cells", c.adv.len(), c.mask.len());
+    }
+    Ok(cells
         .iter()
         .flat_map(|c| {
             c.adv
@@ -109,13 +144,28 @@ pub fn batch_weights(
                 .filter(|&(_, &m)| m)
                 .map(|(&a, _)| a)
         })
-        .collect();
-    let c = if a.is_empty() {
-        Vec::new()
-    } else {
-        head::source(&HeadInputs::cat(heads)?, head_weight, &a, temperature)?
-    };
-    let mut it = c.into_iter();
+        .collect())
+}
+
+/// The weights of every micro-batch from the contributions `C_t` at the valid cells of all of
+/// them, in batch order (from [`head::source`] or
+/// [`crate::algo::coupled::TopBlocks::source`] with `a_t = A_t`).
+pub fn weights_from(
+    contributions: &[f64],
+    cells: &[MicroCells<'_>],
+    cfg: &SteerCoupledConfig,
+) -> Result<Vec<CoupledTokens>> {
+    let valid: usize = cells
+        .iter()
+        .map(|c| c.mask.iter().filter(|&&m| m).count())
+        .sum();
+    if contributions.len() != valid {
+        candle_core::bail!(
+            "{} contributions for {valid} valid cells",
+            contributions.len()
+        );
+    }
+    let mut it = contributions.iter();
     let contributions: Vec<Vec<f32>> = cells
         .iter()
         .map(|cell| {
@@ -123,7 +173,7 @@ pub fn batch_weights(
                 .iter()
                 .map(|&m| {
                     if m {
-                        it.next().unwrap_or(0.0) as f32
+                        it.next().map_or(0.0, |&c| c as f32)
                     } else {
                         0.0
                     }
@@ -153,10 +203,11 @@ pub fn batch_weights(
         .collect())
 }
 
-/// The first-order change of the batch's token-mean entropy, through the output head, that
-/// one SGD step of size `lr` on the weighted token-mean surrogate `−(1/N) Σ_t w_t A_t r_t`
-/// causes: `lr/N² · Σ_t w_t C_t` over the `N` valid tokens. (Under AdamW the actual step is
-/// not `lr`·gradient: compare its sign and trend with the realised change, not its scale.)
+/// The first-order change of the batch's token-mean entropy that one SGD step of size `lr` on
+/// the weighted token-mean surrogate `−(1/N) Σ_t w_t A_t r_t` causes through the parameters the
+/// contributions cover (the output head, or the top blocks): `lr/N² · Σ_t w_t C_t` over the `N`
+/// valid tokens. (Under AdamW the actual step is not `lr`·gradient: compare its sign and trend
+/// with the realised change, not its scale.)
 pub fn predicted_change(tokens: &[CoupledTokens], masks: &[&[bool]], lr: f64) -> f64 {
     let n = masks
         .iter()
@@ -196,6 +247,21 @@ mod tests {
         let t = Tensor::from_vec(y.to_vec(), (1, y.len()), &dev).unwrap();
         let a = mask.iter().map(|&m| if m { adv } else { 0.0 }).collect();
         (h, t, mask.to_vec(), a)
+    }
+
+    /// The config's TOML form: every key optional, unknown ones refused.
+    #[test]
+    fn config_parses_with_defaults_and_refuses_unknown_keys() {
+        let cfg: SteerCoupledConfig =
+            toml::from_str("normaliser = \"batch\"\n[source]\nkind = \"top-blocks\"\nblocks = 2\n")
+                .unwrap();
+        assert_eq!(cfg.normaliser, Normaliser::Batch);
+        assert_eq!(cfg.source, SourceEstimate::TopBlocks { blocks: 2 });
+        assert_eq!(cfg.top_k, 16);
+        let empty: SteerCoupledConfig = toml::from_str("").unwrap();
+        assert_eq!(empty, SteerCoupledConfig::default());
+        assert!(toml::from_str::<SteerCoupledConfig>("topk = 3").is_err());
+        assert!(toml::from_str::<SteerCoupledConfig>("[source]\nkind = \"all\"").is_err());
     }
 
     /// The batch normaliser spans both micro-batches, so the micro-batch with the smaller

@@ -12,9 +12,7 @@ use crate::model::Decoder;
 use crate::optim::Param;
 use crate::rollout::{Packed, per_token};
 
-/// Finite-difference step of the source-side estimates: the parameters move by this fraction
-/// of their norm.
-pub const FD_SCALE: f64 = 1e-4;
+pub use crate::algo::coupled::blocks::FD_SCALE;
 
 /// The probe step and which coupled estimators to run.
 #[derive(Debug, Clone, PartialEq)]

@@ -20,7 +20,7 @@ use candle_core::Device;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::algo::{Method, advantage};
+use crate::algo::{Method, SourceEstimate, advantage};
 use crate::config::TrainConfig;
 use crate::model::Decoder;
 use crate::optim::AdamW;
@@ -80,11 +80,18 @@ pub(crate) fn rl_step(
     );
 
     // 4. Score the responses under π_old (before any update), per micro-batch.
-    let old = clock.time("score_old", || {
+    let mut old = clock.time("score_old", || {
         score::under_old_policy(ctx, &batch.samples, &adv)
     })?;
     if old.coupled_seconds > 0.0 {
         clock.move_time("score_old", "steer_coupled", old.coupled_seconds);
+    }
+    if cfg.algo.method == Method::SteerCoupled
+        && let SourceEstimate::TopBlocks { blocks } = cfg.algo.steer_coupled.source
+    {
+        clock.time("steer_coupled", || {
+            score::top_block_weights(ctx, opt.params(), &mut old, blocks)
+        })?;
     }
 
     // 5. Optimizer steps: `ppo_epochs` passes over the batch in mini-batches.

@@ -9,9 +9,11 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 
 use super::StepContext;
-use crate::algo::coupled::{HeadInputs, head};
-use crate::algo::steer_coupled::{self, MicroCells};
+use crate::algo::coupled::blocks::FD_SCALE;
+use crate::algo::coupled::{Cached, HeadInputs, Network, TopBlocks, head};
+use crate::algo::steer_coupled::{self, MicroCells, SourceEstimate};
 use crate::algo::{Method, TokenBatch, logprob};
+use crate::optim::Param;
 use crate::rollout::{self, Packed, Sample};
 use crate::train::TrainError;
 
@@ -38,6 +40,13 @@ impl OldPolicy {
     /// Token-mean entropy of the batch, nats.
     pub(crate) fn token_mean_entropy(&self) -> f64 {
         self.entropy_sum / self.entropy_tokens.max(1) as f64
+    }
+
+    /// Hands each micro-batch its `steer-coupled` contributions and weights.
+    fn set_coupled(&mut self, tokens: Vec<steer_coupled::CoupledTokens>) {
+        for ((_, b), tok) in self.micro.iter_mut().zip(tokens) {
+            b.coupled = Some(tok);
+        }
     }
 
     /// `steer-coupled`'s predicted change of the batch's token-mean entropy for one SGD step of
@@ -141,28 +150,60 @@ pub(crate) fn under_old_policy(
     }
     if coupled {
         let t = Instant::now();
-        let cells: Vec<MicroCells<'_>> = old
-            .micro
-            .iter()
-            .map(|(_, b)| MicroCells {
-                mask: &b.mask_host,
-                adv: &b.adv_host,
-            })
-            .collect();
-        let tokens = steer_coupled::batch_weights(
-            &old.heads,
-            &cells,
-            ctx.frozen_view.head_weight(),
-            temperature,
-            &ctx.cfg.algo.steer_coupled,
-        )?;
-        for ((_, b), tok) in old.micro.iter_mut().zip(tokens) {
-            b.coupled = Some(tok);
+        // The head's estimate needs only π_old; the top blocks' needs the trainable parameters
+        // ([`top_block_weights`], before the update).
+        if ctx.cfg.algo.steer_coupled.source == SourceEstimate::Head {
+            let tokens = steer_coupled::batch_weights(
+                &old.heads,
+                &cells(&old),
+                ctx.frozen_view.head_weight(),
+                temperature,
+                &ctx.cfg.algo.steer_coupled,
+            )?;
+            old.set_coupled(tokens);
         }
         old.head_before = Some(ctx.frozen_view.head_weight().copy()?);
         old.coupled_seconds += t.elapsed().as_secs_f64();
     }
     Ok(old)
+}
+
+/// Every micro-batch's mask and advantages.
+fn cells(old: &OldPolicy) -> Vec<MicroCells<'_>> {
+    old.micro
+        .iter()
+        .map(|(_, b)| MicroCells {
+            mask: &b.mask_host,
+            adv: &b.adv_host,
+        })
+        .collect()
+}
+
+/// `steer-coupled` with [`SourceEstimate::TopBlocks`]: every token's contribution through the
+/// output head, the final norm and the last `blocks` blocks of the trainable `policy` (whose
+/// parameters are `params`, at π_old: before any update), and the weights from them.
+pub(crate) fn top_block_weights(
+    ctx: &StepContext<'_>,
+    params: &[Param],
+    old: &mut OldPolicy,
+    blocks: usize,
+) -> Result<(), TrainError> {
+    let top = TopBlocks::new(ctx.policy, params, blocks);
+    let cached = old
+        .micro
+        .iter()
+        .map(|(p, _)| Cached::new(ctx.policy, top.first_layer, &p.inputs, &p.targets, &p.mask))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let net = Network {
+        model: ctx.policy,
+        params,
+        temperature: ctx.cfg.rollout.sampling.temperature,
+    };
+    let a = steer_coupled::valid_advantages(&cells(old))?;
+    let c = top.source(&net, &cached, &a, &[], FD_SCALE)?;
+    let tokens = steer_coupled::weights_from(&c, &cells(old), &ctx.cfg.algo.steer_coupled)?;
+    old.set_coupled(tokens);
+    Ok(())
 }
 
 /// Token-mean entropy of the batch's responses under the policy as it is now (after the

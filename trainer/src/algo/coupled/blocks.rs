@@ -16,6 +16,10 @@ use crate::algo::logprob;
 use crate::model::Decoder;
 use crate::optim::Param;
 
+/// Finite-difference step of the source-side estimates: the parameters move by this fraction
+/// of their norm.
+pub const FD_SCALE: f64 = 1e-4;
+
 /// One micro-batch as the rerun needs it: the residual stream entering the first rerun layer
 /// and the targets of the response columns.
 #[derive(Debug, Clone)]
