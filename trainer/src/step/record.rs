@@ -58,8 +58,9 @@ pub struct StepMetrics {
 /// `None` for other methods).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct EntropyChange {
-    /// Through the output head, for one SGD step of size `lr` on the weighted token-mean
-    /// surrogate ([`crate::algo::steer_coupled::predicted_change`]).
+    /// Through the parameters the weights' contributions cover (the output head, or the top
+    /// blocks), for one SGD step of size `lr` on the weighted token-mean surrogate
+    /// ([`crate::algo::steer_coupled::predicted_change`]).
     #[serde(rename = "coupled_predicted_entropy_change")]
     pub predicted: Option<f64>,
     /// Through the output head along the optimizer's actual update of it (momentum, weight

@@ -85,8 +85,9 @@ pub struct StepRecord {
     pub steer_w_frac_below_099: f64,
     /// Predicted entropy change, summed over tokens (without −η/L).
     pub predicted_entropy_change: f64,
-    /// `steer-coupled`: predicted change of the batch's token-mean entropy through the output
-    /// head, for one SGD step of size lr, nats (NULL for other methods).
+    /// `steer-coupled`: predicted change of the batch's token-mean entropy through the
+    /// parameters its contributions cover (the output head, or the top blocks), for one SGD
+    /// step of size lr, nats (NULL for other methods).
     pub coupled_predicted_entropy_change: Option<f64>,
     /// `steer-coupled`: first-order change of the batch's token-mean entropy through the
     /// output head along the optimizer's actual update of it, nats (NULL for other methods).
