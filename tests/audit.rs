@@ -17,6 +17,7 @@ fn row(
         run_id: "a1".into(),
         step,
         prompt_id: prompt.into(),
+        data_source: "audit-test".into(),
         sample_idx: sample,
         prompt: format!("{prompt}?"),
         response: response.into(),

@@ -8,6 +8,7 @@ fn row(run: &str, step: i32, prompt: &str, sample: i32, reward: f64) -> RolloutR
         run_id: run.into(),
         step,
         prompt_id: prompt.into(),
+        data_source: "store-test".into(),
         sample_idx: sample,
         prompt: "1+2=".into(),
         response: format!("\\boxed{{{sample}}}"),

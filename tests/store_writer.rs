@@ -13,6 +13,7 @@ fn row(step: i32, prompt: usize, sample: i32) -> RolloutRow {
         run_id: "w1".into(),
         step,
         prompt_id: format!("p{prompt}"),
+        data_source: "writer-test".into(),
         sample_idx: sample,
         prompt: "2+2=".into(),
         response: "x".repeat(2048),

@@ -111,7 +111,7 @@ async fn grpo_run_defaults_to_sqlite_in_the_run_dir() {
     // The final evaluation: every evaluation problem of the task (the demo's held-out lists),
     // k samples each, also in eval.jsonl.
     let (steps_taken, e) = summary.evals.last().cloned().unwrap();
-    let n_problems = cfg.task.load().unwrap().eval_problems().len();
+    let n_problems = cfg.task.load(&cfg.reward).unwrap().eval_problems().len();
     assert_eq!(
         (steps_taken, e.problems, e.k),
         (cfg.steps, n_problems, cfg.eval.k)
@@ -519,6 +519,7 @@ async fn trains_on_a_jsonl_dataset() {
         max_operand: None,
         dataset: Some(data),
         largest: None,
+        programs: None,
         eval_dataset: None,
         grading: None,
     };

@@ -24,6 +24,7 @@ fn row(i: usize) -> RolloutRow {
         run_id: "bench".into(),
         step: (i / 512) as i32,
         prompt_id: format!("prompt-{}", (i % 512) / 8),
+        data_source: "bench".into(),
         sample_idx: (i % 8) as i32,
         prompt: "Solve the following problem step by step and put the answer in \\boxed{}.".into(),
         response: format!(

@@ -8,6 +8,7 @@ use crate::algo::{ClipConfig, LossAgg, Method, MethodParams, SteerConfig};
 use crate::model::ModelConfig;
 use crate::model::source::Origin;
 use crate::optim::AdamWConfig;
+use crate::reward::RewardConfig;
 use crate::rollout::SamplingConfig;
 use crate::task::TaskConfig;
 
@@ -36,6 +37,10 @@ pub struct TrainConfig {
     pub pretrained: Option<PretrainedConfig>,
     /// The task.
     pub task: TaskConfig,
+    /// Reward routing overrides and code judging options (`[reward]`, `[reward.kinds]`,
+    /// `[reward.code]`); absent: the defaults.
+    #[serde(default, skip_serializing_if = "RewardConfig::is_default")]
+    pub reward: RewardConfig,
     /// Rollout generation.
     pub rollout: RolloutConfig,
     /// The RL objective.
@@ -260,12 +265,13 @@ impl TrainConfig {
         let t = &self.task;
         let tasks = [
             t.max_operand.is_some(),
-            t.largest.is_some(),
+            t.largest.is_some() || t.programs.is_some(),
             t.dataset.is_some(),
         ];
         if tasks.iter().filter(|&&set| set).count() != 1 {
-            return bad("[task] needs exactly one of max_operand, largest and dataset");
+            return bad(crate::task::AMBIGUOUS);
         }
+        self.reward.code.validate().map_err(ConfigError::Invalid)?;
         if self.eval.k == 0 {
             return bad("eval.k must be positive");
         }
@@ -331,7 +337,14 @@ mod tests {
     #[test]
     fn shipped_configs_parse_and_name_exactly_one_model_source() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/configs");
-        for name in ["demo.toml", "tiny-cpu.toml", "smollm2-cpu.toml"] {
+        for name in [
+            "demo.toml",
+            "tiny-cpu.toml",
+            "smollm2-cpu.toml",
+            "code-tiny.toml",
+            "mixed-tiny.toml",
+            "smollm2-code.toml",
+        ] {
             let text = std::fs::read_to_string(format!("{dir}/{name}")).unwrap();
             let cfg = TrainConfig::from_toml(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(cfg.model.is_some() != cfg.pretrained.is_some(), "{name}");
@@ -367,6 +380,33 @@ mod tests {
         assert!(e.contains("exactly one of [model] and [pretrained]"), "{e}");
         let neither = smol.replace("[pretrained]", "[unused]");
         assert!(TrainConfig::from_toml(&neither).is_err());
+        // `[reward.code]`: validated, unknown keys refused.
+        let code = std::fs::read_to_string(format!("{dir}/code-tiny.toml")).unwrap();
+        let cfg = TrainConfig::from_toml(&code).unwrap();
+        assert_eq!(cfg.reward.code.time_limit_s, 5.0);
+        assert!(cfg.task.programs.is_some());
+        let typo = code.replace("memory_limit_mb = 256", "memory_limit = 256");
+        assert!(matches!(
+            TrainConfig::from_toml(&typo),
+            Err(ConfigError::Parse(_))
+        ));
+        let slow = code.replace("time_limit_s = 5.0", "time_limit_s = 90.0");
+        let e = TrainConfig::from_toml(&slow).unwrap_err().to_string();
+        assert!(e.contains("reward.code.time_limit_s = 90"), "{e}");
+        let kinds = format!("{code}\n[reward.kinds]\nmy-set = \"code\"\n");
+        let cfg = TrainConfig::from_toml(&kinds).unwrap();
+        assert_eq!(
+            cfg.reward.kinds.get("my-set"),
+            Some(&crate::reward::RewardKind::Code)
+        );
+        let bad_kind = kinds.replace("\"code\"", "\"poetry\"");
+        assert!(TrainConfig::from_toml(&bad_kind).is_err());
+        // A config without `[reward]` serializes without it (resumable runs compare equal).
+        let tiny = TrainConfig::from_toml(
+            &std::fs::read_to_string(format!("{dir}/tiny-cpu.toml")).unwrap(),
+        )
+        .unwrap();
+        assert!(serde_json::to_value(&tiny).unwrap().get("reward").is_none());
     }
 
     // DAPO: penalty = min(-(L - (max - buf)) / buf * factor, 0); max 12, buf 4, factor 1:

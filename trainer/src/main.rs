@@ -340,6 +340,15 @@ fn read_config(path: &PathBuf) -> Result<TrainConfig> {
 }
 
 fn main() -> Result<()> {
+    // The embedded verifier's namespace sandbox starts this executable as its helper
+    // (`__sandbox-helper CGROUPS`, the run's configuration on stdin) when no
+    // `verifier-sandbox-helper` lies next to it.
+    let mut args = std::env::args().skip(1);
+    if let (Some(arg), Some(cgroups), None) = (args.next(), args.next(), args.next())
+        && arg == verifier::sandbox::linux_ns::helper::HELPER_ARG
+    {
+        std::process::exit(verifier::sandbox::linux_ns::helper::helper_main(&cgroups));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),

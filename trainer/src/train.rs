@@ -139,7 +139,7 @@ pub const STORE_DRAIN_DEADLINE: Duration = Duration::from_secs(120);
 pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSummary, TrainError> {
     // The task, the policy and its optimizer; on `--resume`, the checkpoint's weights and state.
     let device = opts.device.open()?;
-    let task = cfg.task.load()?;
+    let task = cfg.task.load(&cfg.reward)?;
     let mut varmap = VarMap::new();
     let start = crate::model::source::start(cfg.origin()?, cfg.precision, &varmap, &device)?;
     let (policy, tok) = (&start.policy, &start.tokenizer);
@@ -244,6 +244,7 @@ pub fn run(cfg: &TrainConfig, opts: &RunOptions, rt: &Handle) -> Result<RunSumma
             client: &client,
             rt,
             math: cfg.task.grading.as_ref(),
+            code: &cfg.reward.code,
         },
     };
     let metrics_path = opts.run_dir.join(METRICS_FILE);

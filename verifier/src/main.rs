@@ -166,7 +166,10 @@ fn serve(args: ServeArgs) -> Result<()> {
             if let Some(dir) = &args.sandbox_dir {
                 cfg.work_dir.clone_from(dir);
             }
-            let mut judge = Judge::new(NsSandbox::new(cfg));
+            let mut judge = load_judge(cfg, args.python_wasm.clone());
+            if let Some(why) = judge.wasm_unavailable_reason() {
+                tracing::warn!(reason = why, "wasm sandbox unavailable: Python runs on ns");
+            }
             if let Some(path) = &args.languages {
                 judge = judge.with_languages(verifier::judge::language::Languages::load(path)?);
             }

@@ -46,6 +46,7 @@ pub fn write_parquet(rows: &[RolloutView], path: &Path) -> Result<(), ExportErro
     let schema = Arc::new(Schema::new(vec![
         Field::new("step", DataType::Int64, false),
         text("prompt_id", false),
+        text("data_source", false),
         Field::new("sample_idx", DataType::Int64, false),
         text("prompt", false),
         text("response", false),
@@ -64,6 +65,7 @@ pub fn write_parquet(rows: &[RolloutView], path: &Path) -> Result<(), ExportErro
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.step))),
         strings(|r| &r.prompt_id),
+        strings(|r| &r.data_source),
         Arc::new(Int64Array::from_iter_values(
             rows.iter().map(|r| r.sample_idx),
         )),
@@ -110,6 +112,7 @@ mod tests {
         RolloutView {
             step,
             prompt_id: "p".into(),
+            data_source: "arith".into(),
             sample_idx: 1,
             prompt: "1+1=".into(),
             response: "\\boxed{2}".into(),
@@ -137,7 +140,7 @@ mod tests {
                 .file_metadata()
                 .schema_descr()
                 .num_columns(),
-            13
+            14
         );
         std::fs::remove_file(&path).ok();
         let mut buf = Vec::new();

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::store::{RolloutFilter, RolloutView, Store, StoreError};
+use crate::store::{RolloutFilter, RolloutView, SourceVerdict, Store, StoreError};
 use export::ExportError;
 use table::Align;
 
@@ -23,9 +23,19 @@ pub enum AuditCommand {
         after_help = "Example:\n  trainer audit runs --database-url postgres://root@127.0.0.1/test"
     )]
     Runs,
-    /// Per-step reward, accuracy, entropy, loss, length and verdict mix of one run.
+    /// Per-step reward, accuracy, entropy, loss, length and verdict mix of one run, then its
+    /// rollouts per data source and verdict (with `--json`: the per-step rows only; `sources`
+    /// gives the rest).
     #[command(after_help = "Example:\n  trainer audit summary --run RUN --json")]
     Summary {
+        /// Run id.
+        #[arg(long)]
+        run: String,
+    },
+    /// A run's rollouts per data source and verdict: how many, their share of the source,
+    /// their mean reward.
+    #[command(after_help = "Example:\n  trainer audit sources --run RUN --json")]
+    Sources {
         /// Run id.
         #[arg(long)]
         run: String,
@@ -65,7 +75,9 @@ pub enum AuditCommand {
         prompt_id: String,
     },
     /// Rollouts worth a second look: reward without an extracted answer, accepted code with
-    /// exit hacks, responses far longer than their group, one response rewarded differently.
+    /// exit hacks, responses far longer than their group, one response rewarded differently,
+    /// and code smells (accepted trivial programs, one output for every test, runs near the
+    /// time limit, sandbox errors).
     #[command(after_help = "Example:\n  trainer audit suspicious --run RUN")]
     Suspicious {
         /// Run id.
@@ -184,8 +196,14 @@ pub async fn run<W: Write>(
                         s.verdicts.clone(),
                     ]
                 },
-            )
+            )?;
+            if json {
+                return Ok(());
+            }
+            writeln!(out)?;
+            emit_sources(out, false, &store.by_source(run).await?)
         }
+        AuditCommand::Sources { run } => emit_sources(out, json, &store.by_source(run).await?),
         AuditCommand::Rollouts {
             run,
             step,
@@ -266,6 +284,34 @@ pub async fn run<W: Write>(
     }
 }
 
+fn emit_sources<W: Write>(
+    out: &mut W,
+    json: bool,
+    rows: &[SourceVerdict],
+) -> Result<(), AuditError> {
+    emit(
+        out,
+        json,
+        rows,
+        &[
+            ("source", Align::Left),
+            ("verdict", Align::Left),
+            ("rollouts", Align::Right),
+            ("share", Align::Right),
+            ("reward", Align::Right),
+        ],
+        |r| {
+            vec![
+                r.data_source.clone(),
+                r.verdict.clone(),
+                r.rollouts.to_string(),
+                format!("{:.3}", r.share),
+                format!("{:.3}", r.reward_mean),
+            ]
+        },
+    )
+}
+
 fn emit_rollouts<W: Write>(
     out: &mut W,
     json: bool,
@@ -278,6 +324,7 @@ fn emit_rollouts<W: Write>(
         &[
             ("step", Align::Right),
             ("prompt", Align::Left),
+            ("source", Align::Left),
             ("sample", Align::Right),
             ("verdict", Align::Left),
             ("reward", Align::Right),
@@ -290,6 +337,7 @@ fn emit_rollouts<W: Write>(
             vec![
                 r.step.to_string(),
                 r.prompt_id.clone(),
+                r.data_source.clone(),
                 r.sample_idx.to_string(),
                 r.verdict.clone(),
                 format!("{:.3}", r.reward),

@@ -79,7 +79,10 @@ pub fn run_probe(
 ) -> std::result::Result<Measurement, ProbeError> {
     use rand::SeedableRng;
     let device = candle_core::Device::Cpu;
-    let task = cfg.task.load().map_err(crate::train::TrainError::from)?;
+    let task = cfg
+        .task
+        .load(&cfg.reward)
+        .map_err(crate::train::TrainError::from)?;
     let varmap = candle_nn::VarMap::new();
     let start = crate::model::source::start(
         cfg.origin().map_err(crate::train::TrainError::from)?,
@@ -114,19 +117,26 @@ pub fn run_probe(
     }
     let generate = generate.elapsed().as_secs_f64();
     let grade = Instant::now();
-    let items = samples
+    let texts = samples
+        .iter()
+        .map(|s| stop.text(&s.response_ids))
+        .collect::<std::result::Result<Vec<_>, crate::tokenizer::TokenizerError>>()?;
+    let subs: Vec<crate::reward::Submission<'_>> = texts
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            Ok(protocol::MathItem {
-                id: None,
-                response: stop.text(&s.response_ids)?,
-                ground_truth: problems[i / g].answer.clone(),
-                options: cfg.task.grading.clone(),
-            })
+        .map(|(i, text)| crate::reward::Submission {
+            problem: &problems[i / g],
+            response: text,
+            sample: i % g,
         })
-        .collect::<std::result::Result<Vec<_>, crate::tokenizer::TokenizerError>>()?;
-    let results = rt.block_on(crate::reward::grade(&client, items))?;
+        .collect();
+    let results = crate::reward::Grader {
+        client: &client,
+        rt,
+        math: cfg.task.grading.as_ref(),
+        code: &cfg.reward.code,
+    }
+    .grade(&subs)?;
     let grade = grade.elapsed().as_secs_f64();
     let rewards: Vec<f32> = results.iter().map(|r| r.reward as f32).collect();
     let adv = crate::algo::advantage::grpo(&rewards, g, cfg.algo.norm_adv_by_std);

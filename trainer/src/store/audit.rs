@@ -56,6 +56,8 @@ pub struct RolloutView {
     pub step: i64,
     /// Prompt id.
     pub prompt_id: String,
+    /// The prompt's data source.
+    pub data_source: String,
     /// Sample index within its group.
     pub sample_idx: i64,
     /// Prompt text.
@@ -78,6 +80,21 @@ pub struct RolloutView {
     pub mean_entropy: f64,
     /// The verifier's result, as JSON text.
     pub verifier_result: String,
+}
+
+/// Rollouts of one data source that got one verdict (the `source_verdicts` view).
+#[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
+pub struct SourceVerdict {
+    /// Data source.
+    pub data_source: String,
+    /// Verdict.
+    pub verdict: String,
+    /// Rollouts.
+    pub rollouts: i64,
+    /// Their share of the data source's rollouts.
+    pub share: f64,
+    /// Their mean reward.
+    pub reward_mean: f64,
 }
 
 /// A rollout flagged by `suspicious`.
@@ -118,7 +135,7 @@ pub struct RolloutFilter {
 pub const EXIT_HACK_PATTERNS: [&str; 5] =
     ["sys.exit", "os._exit", "posix._exit", "atexit", "__eq__"];
 
-const ROLLOUT_COLUMNS: &str = "CAST(step AS BIGINT) AS step, prompt_id, CAST(sample_idx AS BIGINT) AS sample_idx, prompt, \
+const ROLLOUT_COLUMNS: &str = "CAST(step AS BIGINT) AS step, prompt_id, data_source, CAST(sample_idx AS BIGINT) AS sample_idx, prompt, \
      response, ground_truth, extracted, verdict, reward, advantage, CAST(num_tokens AS BIGINT) AS num_tokens, \
      mean_entropy, CAST(verifier_result AS TEXT) AS verifier_result";
 
@@ -158,6 +175,20 @@ impl Store {
                 .join(" ");
         }
         Ok(steps)
+    }
+
+    /// A run's rollouts per data source and verdict, from the `source_verdicts` view; by data
+    /// source, most frequent verdict first.
+    pub async fn by_source(&self, run_id: &str) -> Result<Vec<SourceVerdict>, StoreError> {
+        let sql = "SELECT v.data_source, v.verdict, v.n AS rollouts, \
+                   CAST(v.n AS DOUBLE PRECISION) / CAST(t.total AS DOUBLE PRECISION) AS share, v.reward_mean \
+                   FROM source_verdicts v JOIN (SELECT data_source, SUM(n) AS total FROM source_verdicts \
+                                                WHERE run_id = $1 GROUP BY data_source) t \
+                     ON t.data_source = v.data_source \
+                   WHERE v.run_id = $1 ORDER BY v.data_source, v.n DESC, v.verdict";
+        Ok(
+            with_pool!(self, pool, Db => sqlx::query_as::<Db, SourceVerdict>(sql).bind(run_id).fetch_all(pool).await?),
+        )
     }
 
     /// Rollouts of a run matching `filter`, by step, prompt and sample.
@@ -200,7 +231,9 @@ impl Store {
     /// * `reward_without_answer`: rewarded although no answer was extracted;
     /// * `exit_hack_accepted`: code accepted while containing an early-exit/`__eq__` pattern;
     /// * `long_outlier`: more than twice its group's mean length (and 16+ tokens longer);
-    /// * `inconsistent_reward`: the same response to the same prompt rewarded differently.
+    /// * `inconsistent_reward`: the same response to the same prompt rewarded differently;
+    /// * the code smells of [`super::code_smells`] over the run's accepted and
+    ///   `sandbox_error` code rollouts.
     pub async fn suspicious(&self, run_id: &str) -> Result<Vec<Suspicion>, StoreError> {
         let exit_patterns = EXIT_HACK_PATTERNS
             .iter()
@@ -231,9 +264,24 @@ impl Store {
              WHERE o.run_id = $1 \
              ORDER BY kind, step, prompt_id, sample_idx"
         );
-        Ok(with_pool!(self, pool, Db => {
-            sqlx::query_as::<Db, Suspicion>(sqlx::AssertSqlSafe(sql)).bind(run_id).fetch_all(pool).await?
-        }))
+        let code_sql = format!(
+            "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE run_id = $1 \
+             AND verdict IN ('accepted', 'sandbox_error') ORDER BY step, prompt_id, sample_idx"
+        );
+        let (mut found, code) = with_pool!(self, pool, Db => (
+            sqlx::query_as::<Db, Suspicion>(sqlx::AssertSqlSafe(sql)).bind(run_id).fetch_all(pool).await?,
+            sqlx::query_as::<Db, RolloutView>(sqlx::AssertSqlSafe(code_sql)).bind(run_id).fetch_all(pool).await?,
+        ));
+        found.extend(code.iter().flat_map(super::code_smells::smells));
+        found.sort_by(|a, b| {
+            (&a.kind, a.step, &a.prompt_id, a.sample_idx).cmp(&(
+                &b.kind,
+                b.step,
+                &b.prompt_id,
+                b.sample_idx,
+            ))
+        });
+        Ok(found)
     }
 }
 

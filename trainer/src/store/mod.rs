@@ -29,12 +29,14 @@ macro_rules! with_pool {
 }
 
 mod audit;
+pub mod code_smells;
 mod journal;
 mod record;
 mod writer;
 
 pub use audit::{
-    EXIT_HACK_PATTERNS, RolloutFilter, RolloutView, RunOverview, StepSummary, Suspicion,
+    EXIT_HACK_PATTERNS, RolloutFilter, RolloutView, RunOverview, SourceVerdict, StepSummary,
+    Suspicion,
 };
 pub use journal::{Journal, JournalError, JournalRecord};
 pub use record::{RolloutRow, RunRecord, StepRecord};
@@ -147,7 +149,8 @@ impl Store {
             for chunk in rows.chunks(ROWS_PER_INSERT) {
                 let mut qb = QueryBuilder::<Db>::new(
                     "INSERT INTO rollouts (run_id, step, prompt_id, sample_idx, prompt, response, ground_truth, \
-                     num_tokens, finished, reward, verdict, extracted, verifier_result, advantage, mean_entropy) ",
+                     num_tokens, finished, reward, verdict, extracted, verifier_result, advantage, mean_entropy, \
+                     data_source) ",
                 );
                 qb.push_values(chunk, |mut b, r| {
                     b.push_bind(&r.run_id)
@@ -164,7 +167,8 @@ impl Store {
                         .push_bind(&r.extracted)
                         .push_bind(Json(&r.verifier_result))
                         .push_bind(r.advantage)
-                        .push_bind(r.mean_entropy);
+                        .push_bind(r.mean_entropy)
+                        .push_bind(&r.data_source);
                 });
                 qb.push(
                     " ON CONFLICT (run_id, step, prompt_id, sample_idx) DO UPDATE SET \
@@ -172,6 +176,7 @@ impl Store {
                      num_tokens = excluded.num_tokens, finished = excluded.finished, reward = excluded.reward, \
                      verdict = excluded.verdict, extracted = excluded.extracted, \
                      verifier_result = excluded.verifier_result, advantage = excluded.advantage, \
+                     data_source = excluded.data_source, \
                      mean_entropy = excluded.mean_entropy",
                 );
                 qb.build().execute(&mut *tx).await?;

@@ -26,13 +26,16 @@ pub struct RolloutRow {
     pub step: i32,
     /// Stable prompt id.
     pub prompt_id: String,
+    /// The prompt's `data_source` (`''` in journals written before it was kept).
+    #[serde(default)]
+    pub data_source: String,
     /// Index within the prompt's group.
     pub sample_idx: i32,
     /// Prompt text.
     pub prompt: String,
     /// Decoded response text.
     pub response: String,
-    /// Gold answer.
+    /// Gold answer (math), or the tests as JSON (code; see `Gold::stored_text`).
     pub ground_truth: String,
     /// Response length, tokens.
     pub num_tokens: i32,

@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Problem, TaskError};
+use super::{Gold, Problem, TaskError};
 
 /// `[task.largest]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,22 +39,7 @@ pub const DATA_SOURCE: &str = "largest-digit";
 impl LargestDigitTask {
     /// Every list of `digits` distinct digits, in lexicographic order.
     fn lists(&self) -> Vec<Vec<u8>> {
-        fn extend(prefix: &mut Vec<u8>, k: usize, out: &mut Vec<Vec<u8>>) {
-            if prefix.len() == k {
-                out.push(prefix.clone());
-                return;
-            }
-            for d in 0..10u8 {
-                if !prefix.contains(&d) {
-                    prefix.push(d);
-                    extend(prefix, k, out);
-                    prefix.pop();
-                }
-            }
-        }
-        let mut out = Vec::new();
-        extend(&mut Vec::new(), self.digits, &mut out);
-        out
+        digit_lists(self.digits)
     }
 
     /// Training and held-out problems.
@@ -99,6 +84,26 @@ impl LargestDigitTask {
     }
 }
 
+/// Every list of `k` distinct digits, in lexicographic order.
+pub(super) fn digit_lists(k: usize) -> Vec<Vec<u8>> {
+    fn extend(prefix: &mut Vec<u8>, k: usize, out: &mut Vec<Vec<u8>>) {
+        if prefix.len() == k {
+            out.push(prefix.clone());
+            return;
+        }
+        for d in 0..10u8 {
+            if !prefix.contains(&d) {
+                prefix.push(d);
+                extend(prefix, k, out);
+                prefix.pop();
+            }
+        }
+    }
+    let mut out = Vec::new();
+    extend(&mut Vec::new(), k, &mut out);
+    out
+}
+
 fn problem(list: &[u8]) -> Problem {
     let shown: Vec<String> = list.iter().map(u8::to_string).collect();
     Problem {
@@ -106,7 +111,7 @@ fn problem(list: &[u8]) -> Problem {
         id: format!("max-{}", shown.concat()),
         prompt: format!("max({})=", shown.join(",")),
         messages: None,
-        answer: list.iter().max().map_or(0, |&m| m).to_string(),
+        gold: Gold::Math(list.iter().max().map_or(0, |&m| m).to_string()),
     }
 }
 
@@ -150,8 +155,8 @@ mod tests {
             .find(|p| p.id == "max-3815")
             .unwrap_or_else(|| s.held_out.iter().find(|p| p.id == "max-3815").unwrap());
         assert_eq!(
-            (p.prompt.as_str(), p.answer.as_str()),
-            ("max(3,8,1,5)=", "8")
+            (p.prompt.as_str(), &p.gold),
+            ("max(3,8,1,5)=", &Gold::Math("8".into()))
         );
         // The split is a property of the task: the same every time.
         let again = t.split().unwrap();

@@ -15,14 +15,25 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 
-/// The columns a problem is built from.
-pub(super) const COLUMNS: [&str; 6] = [
+/// The columns a problem is built from (math rows and the code layouts of `code_rows`).
+pub(super) const COLUMNS: [&str; 17] = [
     "prompt",
     "reward_model",
     "ground_truth",
     "answer",
     "id",
     "data_source",
+    "ability",
+    "input_output",
+    "test",
+    "entry_point",
+    "test_list",
+    "test_imports",
+    "test_setup_code",
+    "language",
+    "time_limit_s",
+    "memory_limit_mb",
+    "metadata",
 ];
 
 /// Reading failures.
