@@ -17,7 +17,11 @@ fn row(
         run_id: "a1".into(),
         step,
         prompt_id: prompt.into(),
-        data_source: "audit-test".into(),
+        data_source: if verdict.contains('_') || verdict == "accepted" {
+            "apps".into()
+        } else {
+            "gsm8k".into()
+        },
         sample_idx: sample,
         prompt: format!("{prompt}?"),
         response: response.into(),
@@ -78,6 +82,25 @@ async fn seed(store: &Store) {
     for i in 4..8 {
         rows.push(row(0, "p1", i, "\\boxed{3}", 0.0, "incorrect", Some("3")));
     }
+    // Code smells: an accepted program printing one output for both tests, slowly; a program
+    // the sandbox could not run.
+    let program = "n = int(input())\nprint(7)\n";
+    let mut smelly = row(
+        1,
+        "p3",
+        0,
+        &format!("```python\n{program}```"),
+        1.0,
+        "accepted",
+        Some(program),
+    );
+    smelly.verifier_result = json!({"verdict": "accepted", "passed": 2, "total": 2, "time_limit_s": 1.0,
+        "tests": [{"verdict": "accepted", "stdout_head": "7\n", "time_ms": 120.0},
+                  {"verdict": "accepted", "stdout_head": "7\n", "time_ms": 930.0}]});
+    rows.push(smelly);
+    let mut broken = row(1, "p3", 1, "```\nprint(7)\n```", 0.0, "sandbox_error", None);
+    broken.verifier_result = json!({"verdict": "sandbox_error", "message": "no cgroup"});
+    rows.push(broken);
     store.insert_rollouts(&rows).await.unwrap();
 }
 
@@ -116,6 +139,42 @@ async fn check(store: &Store) {
             .any(|(k, p, s)| k == "exit_hack_accepted" && p == "p2" && *s == 1),
         "{kinds:?}"
     );
+    for (kind, prompt, sample) in [
+        ("accepted_trivial_program", "p2", 0),
+        ("same_output_all_tests", "p3", 0),
+        ("near_time_limit", "p3", 0),
+        ("sandbox_error", "p3", 1),
+    ] {
+        assert!(
+            kinds.contains(&(kind.into(), prompt.into(), sample)),
+            "{kind}: {kinds:?}"
+        );
+    }
+    assert!(
+        !kinds.iter().any(|(k, p, _)| k == "accepted_trivial_program" && p == "p3"),
+        "{kinds:?}"
+    );
+
+    // Per data source and verdict.
+    let by: Vec<(String, String, i64)> = store
+        .by_source("a1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| (v.data_source, v.verdict, v.rollouts))
+        .collect();
+    assert_eq!(
+        by,
+        [
+            ("apps".into(), "accepted".into(), 2),
+            ("apps".into(), "sandbox_error".into(), 1),
+            ("apps".into(), "wrong_answer".into(), 1),
+            ("gsm8k".into(), "incorrect".into(), 5),
+            ("gsm8k".into(), "correct".into(), 4),
+        ]
+    );
+    let apps = store.by_source("a1").await.unwrap();
+    assert!((apps[0].share - 0.5).abs() < 1e-9 && (apps[0].reward_mean - 1.0).abs() < 1e-9);
 
     let summary = store.summary("a1").await.unwrap();
     assert_eq!(summary.len(), 2);
@@ -151,7 +210,7 @@ async fn check(store: &Store) {
 
     let runs = store.runs().await.unwrap();
     assert_eq!(runs.len(), 1);
-    assert_eq!((runs[0].rollouts, runs[0].steps), (11, 0));
+    assert_eq!((runs[0].rollouts, runs[0].steps), (13, 0));
 
     // The CLI renderer: a table by default, JSON on request, exports.
     let mut out = Vec::new();
@@ -171,7 +230,9 @@ async fn check(store: &Store) {
             .starts_with("step  rollouts  reward"),
         "{text}"
     );
-    assert_eq!(text.lines().count(), 4);
+    // Two steps, a blank line, then the breakdown by data source and verdict.
+    assert_eq!(text.lines().count(), 4 + 1 + 2 + 5, "{text}");
+    assert!(text.lines().nth(5).unwrap().starts_with("source "), "{text}");
     let mut out = Vec::new();
     audit::run(
         store,
@@ -193,7 +254,13 @@ async fn check(store: &Store) {
         out: None,
     };
     audit::run(store, &export, false, &mut out).await.unwrap();
-    assert_eq!(String::from_utf8(out).unwrap().lines().count(), 11);
+    assert_eq!(String::from_utf8(out).unwrap().lines().count(), 13);
+    let mut out = Vec::new();
+    let sources = AuditCommand::Sources { run: "a1".into() };
+    audit::run(store, &sources, true, &mut out).await.unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 5);
+    assert_eq!(v[0]["data_source"], "apps");
     let missing = AuditCommand::Summary { run: "nope".into() };
     assert!(
         audit::run(store, &missing, false, &mut Vec::new())

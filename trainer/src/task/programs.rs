@@ -1,11 +1,11 @@
 //! The built-in code task: write the one-line Python program that prints the largest, the
 //! smallest or the sum of a few distinct digits.
 //!
-//! A problem is `largest 3,8,1:` with id `prog-max-381`; its test runs the response's last
-//! fenced block with empty standard input and expects `8` on standard output, so
-//! ```` ```\nprint(max([3,8,1]))\n``` ```` is accepted, and so is any other program printing 8.
-//! The words (`largest`, `smallest`, `sum`) are not the builtins' names: which builtin each
-//! asks for is what the model learns, from the sandbox's verdicts alone.
+//! A problem is `max 3,8,1:` (or `min …`, `sum …`) with id `prog-max-381`; its test runs the
+//! response's last fenced block with empty standard input and expects `8` on standard output,
+//! so ```` ```\nprint(max([3,8,1]))\n``` ```` is accepted, and so is any other program printing
+//! 8. Which builtin the prompt's name asks the program to call is what the model learns, from
+//! the sandbox's verdicts alone (the warm-up below never pairs them).
 //!
 //! Every (word, ordered list of `digits` distinct digits) is a problem; a fixed `held_out` of
 //! them, the lists with the smallest [`super::largest::split_hash`] (for every word), never
@@ -34,8 +34,10 @@ pub struct ProgramTask {
 /// The data source name of the task's problems.
 pub const DATA_SOURCE: &str = "programs";
 
-/// The prompt words and the builtin each means.
-const OPS: [(&str, &str); 3] = [("largest", "max"), ("smallest", "min"), ("sum", "sum")];
+/// The prompt words and the builtin each means. (Words unlike the names, `largest`,
+/// `smallest`, `sum`, were tried: over 40 steps the tiny model collapsed to one builtin for
+/// every word instead of learning the mapping.)
+const OPS: [(&str, &str); 3] = [("max", "max"), ("min", "min"), ("sum", "sum")];
 
 /// The task split, with each training problem's warm-up responses.
 #[derive(Debug, Clone)]
