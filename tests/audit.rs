@@ -151,7 +151,9 @@ async fn check(store: &Store) {
         );
     }
     assert!(
-        !kinds.iter().any(|(k, p, _)| k == "accepted_trivial_program" && p == "p3"),
+        !kinds
+            .iter()
+            .any(|(k, p, _)| k == "accepted_trivial_program" && p == "p3"),
         "{kinds:?}"
     );
 
@@ -232,7 +234,10 @@ async fn check(store: &Store) {
     );
     // Two steps, a blank line, then the breakdown by data source and verdict.
     assert_eq!(text.lines().count(), 4 + 1 + 2 + 5, "{text}");
-    assert!(text.lines().nth(5).unwrap().starts_with("source "), "{text}");
+    assert!(
+        text.lines().nth(5).unwrap().starts_with("source "),
+        "{text}"
+    );
     let mut out = Vec::new();
     audit::run(
         store,
