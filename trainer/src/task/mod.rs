@@ -711,6 +711,31 @@ mod tests {
         std::fs::remove_file(&path).ok();
     }
 
+    /// The SmolLM2 code config's data file: every row loads as code, in every layout.
+    #[test]
+    fn the_generated_python_set_loads_as_code() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/data/python-tiny.jsonl");
+        let task = load_file(&path, &Default::default()).unwrap();
+        assert_eq!(task.problems().len(), 20);
+        let mut kinds = std::collections::BTreeMap::new();
+        for p in task.problems() {
+            let Gold::Code(c) = &p.gold else {
+                panic!("{} is not code", p.id)
+            };
+            let kind = match &c.tests[0] {
+                protocol::CodeTest::Io(_) => "io",
+                protocol::CodeTest::Call(_) => "call",
+                protocol::CodeTest::Assert(_) => "assert",
+            };
+            *kinds.entry(kind).or_insert(0) += 1;
+        }
+        assert_eq!(
+            kinds.into_iter().collect::<Vec<_>>(),
+            [("assert", 5), ("call", 5), ("io", 10)]
+        );
+    }
+
     /// The built-ins together: math and code problems, both held out, and every draw of a
     /// few prompts holds both kinds.
     #[test]
