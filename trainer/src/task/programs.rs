@@ -1,7 +1,7 @@
 //! The built-in code task: write the one-line Python program that prints the largest, the
-//! smallest or the sum of a few distinct digits.
+//! sum or the count of a few distinct digits.
 //!
-//! A problem is `max 3,8,1:` (or `min …`, `sum …`) with id `prog-max-381`; its test runs the
+//! A problem is `max 3,8,1:` (or `sum …`, `len …`) with id `prog-max-381`; its test runs the
 //! response's last fenced block with empty standard input and expects `8` on standard output,
 //! so ```` ```\nprint(max([3,8,1]))\n``` ```` is accepted, and so is any other program printing
 //! 8. Which builtin the prompt's name asks the program to call is what the model learns, from
@@ -10,8 +10,8 @@
 //! Every (word, ordered list of `digits` distinct digits) is a problem; a fixed `held_out` of
 //! them, the lists with the smallest [`super::largest::split_hash`] (for every word), never
 //! occur in training or in the format warm-up. The warm-up answers each training prompt with
-//! `print(f([its digits]))`, `f` one of `max`, `min`, `sum` drawn at random: right one time in
-//! three, so after it the model writes runnable programs over the prompt's digits, and which
+//! `print(f([its digits]))`, `f` one of `max`, `sum`, `len` drawn at random: right one time in
+//! three (a little more: `len` is 3, which some lists' max or sum also is), so after it the model writes runnable programs over the prompt's digits, and which
 //! builtin the word means it can only learn from the reward.
 
 use protocol::{CodeTest, IoTest, Language};
@@ -34,10 +34,10 @@ pub struct ProgramTask {
 /// The data source name of the task's problems.
 pub const DATA_SOURCE: &str = "programs";
 
-/// The prompt words and the builtin each means. (Words unlike the names, `largest`,
-/// `smallest`, `sum`, were tried: over 40 steps the tiny model collapsed to one builtin for
-/// every word instead of learning the mapping.)
-const OPS: [(&str, &str); 3] = [("max", "max"), ("min", "min"), ("sum", "sum")];
+/// The prompt words and the builtin each means. (With `max`, `min`, `sum`, and with words
+/// unlike the names, the tiny model drifted to one builtin for every prompt; with these too:
+/// see docs/training.md, "Code tasks".)
+const OPS: [(&str, &str); 3] = [("max", "max"), ("sum", "sum"), ("len", "len")];
 
 /// The task split, with each training problem's warm-up responses.
 #[derive(Debug, Clone)]
@@ -102,7 +102,7 @@ fn shown(list: &[u8]) -> String {
 fn problem(word: &str, builtin: &str, list: &[u8]) -> Problem {
     let value: u32 = match builtin {
         "max" => list.iter().copied().max().map_or(0, u32::from),
-        "min" => list.iter().copied().min().map_or(0, u32::from),
+        "len" => list.len() as u32,
         _ => list.iter().map(|&d| u32::from(d)).sum(),
     };
     Problem {
@@ -163,8 +163,8 @@ mod tests {
                 .iter()
                 .all(|p| !train_ids.contains(p.id.as_str()))
         );
-        let i = s.train.iter().position(|p| p.id == "prog-min-381").unwrap();
-        assert!(s.warmup[i].contains(&"```\nprint(min([3,8,1]))\n```".to_string()));
+        let i = s.train.iter().position(|p| p.id == "prog-len-381").unwrap();
+        assert!(s.warmup[i].contains(&"```\nprint(len([3,8,1]))\n```".to_string()));
         assert_eq!(s.warmup[i].len(), 3);
         assert!(
             ProgramTask {
