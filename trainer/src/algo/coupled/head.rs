@@ -185,31 +185,32 @@ impl PairMatrix {
     }
 }
 
-/// The kernel matrix of the positions in `x` for output head `w` `(V, d)`, with per-position
-/// loss coefficients `a` (`−∂L/∂r_t`: token-mean weight × advantage, 0 where clipped).
-pub fn pair_matrix(x: &HeadInputs, w: &Tensor, a: &[f32], temperature: f64) -> Result<PairMatrix> {
-    let n = x.len();
-    if a.len() != n {
-        candle_core::bail!("{} coefficients for {n} positions", a.len());
-    }
-    // The tokens whose u_{s,·} are needed: every sampled token and every kept top token.
+/// `u_{s,j} = π_{s,j} (log π_{s,j} + H_s)` for every position `s` over the tokens both sides
+/// of the kernel need (every sampled token and every kept top token), with `log π` exact
+/// (each position's full-vocabulary log-sum-exp).
+struct KeptU {
+    /// A kept token's column in `u`.
+    col: HashMap<u32, usize>,
+    /// The number of kept tokens.
+    m: usize,
+    /// `(N, m)`, row-major.
+    u: Vec<f32>,
+}
+
+fn kept_u(x: &HeadInputs, w: &Tensor, temperature: f64) -> Result<KeptU> {
     let mut vocab: Vec<u32> = x.y.iter().chain(&x.top_ids).copied().collect();
     vocab.sort_unstable();
     vocab.dedup();
     let col: HashMap<u32, usize> = vocab.iter().enumerate().map(|(c, &j)| (j, c)).collect();
     let m = vocab.len();
-    let dev = x.h.device();
     let rows = w
         .to_dtype(DType::F32)?
-        .index_select(&Tensor::from_vec(vocab, m, dev)?, 0)?;
+        .index_select(&Tensor::from_vec(vocab, m, x.h.device())?, 0)?;
+    // z_{s,j} / τ over the kept tokens, then u_{s,j} from the exact log π_{s,j}.
     let z = (x.h.matmul(&rows.t()?)? / temperature)?
         .flatten_all()?
         .to_vec1::<f32>()?;
-    let kern = (x.h.matmul(&x.h.t()?)? / (temperature * temperature))?
-        .flatten_all()?
-        .to_vec1::<f32>()?;
-    // u_{s,j} over the kept tokens.
-    let u: Vec<f32> = z
+    let u = z
         .chunks(m)
         .zip(x.lse.iter().zip(&x.entropy))
         .flat_map(|(row, (&l, &h))| {
@@ -219,6 +220,20 @@ pub fn pair_matrix(x: &HeadInputs, w: &Tensor, a: &[f32], temperature: f64) -> R
             })
         })
         .collect();
+    Ok(KeptU { col, m, u })
+}
+
+/// The kernel matrix of the positions in `x` for output head `w` `(V, d)`, with per-position
+/// loss coefficients `a` (`−∂L/∂r_t`: token-mean weight × advantage, 0 where clipped).
+pub fn pair_matrix(x: &HeadInputs, w: &Tensor, a: &[f32], temperature: f64) -> Result<PairMatrix> {
+    let n = x.len();
+    if a.len() != n {
+        candle_core::bail!("{} coefficients for {n} positions", a.len());
+    }
+    let KeptU { col, m, u } = kept_u(x, w, temperature)?;
+    let kern = (x.h.matmul(&x.h.t()?)? / (temperature * temperature))?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
     let y_col: Vec<usize> = x.y.iter().map(|j| col[j]).collect();
     let top_col: Vec<usize> = x.top_ids.iter().map(|j| col[j]).collect();
     let k = x.k;
@@ -258,30 +273,8 @@ pub fn source(x: &HeadInputs, w: &Tensor, a: &[f32], temperature: f64) -> Result
     if n == 0 {
         return Ok(Vec::new());
     }
-    let mut vocab: Vec<u32> = x.y.iter().chain(&x.top_ids).copied().collect();
-    vocab.sort_unstable();
-    vocab.dedup();
-    let col: HashMap<u32, usize> = vocab.iter().enumerate().map(|(c, &j)| (j, c)).collect();
-    let m = vocab.len();
-    let dev = x.h.device();
-    let rows = w
-        .to_dtype(DType::F32)?
-        .index_select(&Tensor::from_vec(vocab, m, dev)?, 0)?;
-    // z_{s,j} / τ over the kept tokens, then u_{s,j} from the exact log π_{s,j}.
-    let z = (x.h.matmul(&rows.t()?)? / temperature)?
-        .flatten_all()?
-        .to_vec1::<f32>()?;
-    let u: Vec<f32> = z
-        .chunks(m)
-        .zip(x.lse.iter().zip(&x.entropy))
-        .flat_map(|(row, (&l, &h))| {
-            row.iter().map(move |&zj| {
-                let lp = zj - l;
-                lp.exp() * (lp + h)
-            })
-        })
-        .collect();
-    let u = Tensor::from_vec(u, (n, m), dev)?;
+    let KeptU { col, m, u } = kept_u(x, w, temperature)?;
+    let u = Tensor::from_vec(u, (n, m), x.h.device())?;
     // G = Uᵀ H (m × d), then Q = H Gᵀ / τ² (n × m): Q_tj = Σ_s K_st u_{s,j}.
     let g = u.t()?.matmul(&x.h)?;
     let q = (x.h.matmul(&g.t()?)? / (temperature * temperature))?
