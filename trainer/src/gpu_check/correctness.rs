@@ -34,9 +34,9 @@ use candle_nn::{VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use super::{GpuCheckError, cosine, rel_error};
+use super::{GpuCheckError, cosine, default_loss, rel_error};
+use crate::algo::Method;
 use crate::algo::logprob;
-use crate::algo::{self, LossAgg, LossConfig, Method, MethodParams, PolicyOutputs, SteerConfig};
 use crate::device::{ComputeDevice, Precision};
 use crate::model::{Decoder, Family, KvCache, ModelConfig};
 use crate::optim::{AdamW, AdamWConfig};
@@ -265,26 +265,7 @@ fn pass(
         dev,
     )?;
     let logp = logprob::score(model, &packed, 1.0, false)?.0;
-    let method = Method::Steer;
-    let (clip, steer, params) = (
-        method.default_clip(),
-        SteerConfig::default(),
-        MethodParams::default(),
-    );
-    let cfg = LossConfig {
-        method,
-        clip: &clip,
-        steer: &steer,
-        params: &params,
-        agg: LossAgg::TokenMean,
-        seed: 0,
-    };
-    let out = PolicyOutputs {
-        logp: &logp,
-        entropy: None,
-        ref_logp: None,
-    };
-    let (loss, _) = algo::micro_batch_loss(&cfg, &out, &batch)?;
+    let loss = default_loss(Method::Steer, &logp, &batch)?;
     let store = loss.backward()?;
     let data = varmap
         .data()

@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 use candle_core::Tensor;
 use serde::Serialize;
 
+use crate::algo::{
+    self, LossAgg, LossConfig, Method, MethodParams, PolicyOutputs, SteerConfig, TokenBatch,
+};
 use crate::device::{ComputeDevice, Precision};
 use crate::model::{Family, ModelConfig};
 
@@ -391,6 +394,31 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), GpuCheckEr
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| GpuCheckError::Invalid(format!("serialising the report: {e}")))?;
     std::fs::write(path, text + "\n").map_err(io)
+}
+
+/// The policy loss both checks train on: `method` with its default clip, STEER and method
+/// parameters, token-mean, over one micro-batch scored as `logp` (no entropy or reference
+/// term).
+fn default_loss(method: Method, logp: &Tensor, batch: &TokenBatch) -> candle_core::Result<Tensor> {
+    let (clip, steer, params) = (
+        method.default_clip(),
+        SteerConfig::default(),
+        MethodParams::default(),
+    );
+    let cfg = LossConfig {
+        method,
+        clip: &clip,
+        steer: &steer,
+        params: &params,
+        agg: LossAgg::TokenMean,
+        seed: 0,
+    };
+    let out = PolicyOutputs {
+        logp,
+        entropy: None,
+        ref_logp: None,
+    };
+    Ok(algo::micro_batch_loss(&cfg, &out, batch)?.0)
 }
 
 #[cfg(test)]

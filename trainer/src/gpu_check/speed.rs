@@ -23,9 +23,9 @@ use candle_core::Device;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use super::{Flops, GpuCheckError, Shape};
+use super::{Flops, GpuCheckError, Shape, default_loss};
+use crate::algo::Method;
 use crate::algo::logprob;
-use crate::algo::{self, LossAgg, LossConfig, Method, MethodParams, PolicyOutputs, SteerConfig};
 use crate::device::{ComputeDevice, Precision};
 use crate::model::Decoder;
 use crate::optim::{AdamW, AdamWConfig, GradAccumulator};
@@ -280,26 +280,8 @@ fn train_step(
         dev,
     )?;
     let logp = logprob::score(policy, &packed, 1.0, false)?.0;
-    let (clip, steer, params) = (
-        method.default_clip(),
-        SteerConfig::default(),
-        MethodParams::default(),
-    );
-    let loss_cfg = LossConfig {
-        method,
-        clip: &clip,
-        steer: &steer,
-        params: &params,
-        agg: LossAgg::TokenMean,
-        seed: 0,
-    };
-    let out = PolicyOutputs {
-        logp: &logp,
-        entropy: None,
-        ref_logp: None,
-    };
     let t_loss = Instant::now();
-    let (loss, _) = algo::micro_batch_loss(&loss_cfg, &out, &batch)?;
+    let loss = default_loss(method, &logp, &batch)?;
     dev.synchronize()?;
     let loss_s = t_loss.elapsed().as_secs_f64();
     let mut acc = GradAccumulator::new(opt.params().len());
