@@ -66,12 +66,20 @@ pub fn pred(response: &str, o: &MathOptions) -> Result<Extracted, ExtractError> 
         return first_parsing(cands);
     }
     phrases(text, latex, expr, &mut cands);
+    // Every later candidate has priority >= LATE_PRIORITY: when one found so far ranks below
+    // that and parses, the costlier scans below cannot change the answer.
+    let (early, mut late): (Vec<_>, Vec<_>) =
+        cands.into_iter().partition(|c| c.priority < LATE_PRIORITY);
+    let mut attempts = Attempts::default();
+    if let Some(found) = attempts.first_parsing(early) {
+        return Ok(found);
+    }
     if latex {
-        environments(text, &mut cands);
+        environments(text, &mut late);
         // A short response that is itself an answer (`\frac{10}{9}`, `x^2 + 1`).
         if is_bare_math(text, o.latex_boxed_match_priority >= 0) {
-            cands.push(Candidate {
-                priority: 250,
+            late.push(Candidate {
+                priority: LATE_PRIORITY,
                 position: 0,
                 text: text.trim().to_string(),
                 plain: false,
@@ -79,10 +87,14 @@ pub fn pred(response: &str, o: &MathOptions) -> Result<Extracted, ExtractError> 
         }
     }
     if expr {
-        last_number(text, 300, &mut cands);
+        last_number(text, 300, &mut late);
     }
-    first_parsing(cands)
+    attempts.first_parsing(late).ok_or(attempts.last_err)
 }
+
+/// The lowest priority of the whole-response scans (a bare answer 250, environments and the
+/// last number 300), which [`pred`] runs only when no better-ranked candidate parses.
+const LATE_PRIORITY: i32 = 250;
 
 /// Extracts the gold answer: a wrapped gold (`$…$`, `\boxed{}`, `\[…\]`) goes through the
 /// same extraction; an unwrapped one is parsed whole.
@@ -104,11 +116,7 @@ pub fn gold(ground_truth: &str, o: &MathOptions) -> Result<Extracted, ExtractErr
             });
         }
     }
-    let wrapped = g.contains('$')
-        || g.contains("\\boxed")
-        || g.contains("\\fbox")
-        || g.contains("\\[")
-        || g.contains("\\(");
+    let wrapped = g.contains('$') || next_command(g, 0, &["boxed", "fbox", "[", "("]).is_some();
     if wrapped {
         let opts = MathOptions {
             extraction: targets.clone(),
@@ -133,10 +141,11 @@ pub fn gold(ground_truth: &str, o: &MathOptions) -> Result<Extracted, ExtractErr
 /// inside commands (`\frac`, `\begin{pmatrix}`).
 fn is_bare_math(text: &str, boxes_allowed: bool) -> bool {
     let t = text.trim();
-    if t.is_empty() || t.len() > 400 || t.contains('$') || t.contains("\\(") || t.contains("\\[") {
+    if t.is_empty() || t.len() > 400 || t.contains('$') || next_command(t, 0, &["(", "["]).is_some()
+    {
         return false;
     }
-    if !boxes_allowed && (t.contains("\\boxed") || t.contains("\\fbox")) {
+    if !boxes_allowed && next_command(t, 0, &BOX_COMMANDS).is_some() {
         return false;
     }
     let mut prose = false;
@@ -193,39 +202,61 @@ fn strip_think(s: &str) -> &str {
         .map_or(s, |i| &s[i + "</think>".len()..])
 }
 
-fn first_parsing(mut cands: Vec<Candidate>) -> Result<Extracted, ExtractError> {
-    cands.sort_by(|a, b| {
-        a.priority
-            .cmp(&b.priority)
-            .then(b.position.cmp(&a.position))
-    });
-    let mut last_err = ExtractError::NoAnswer;
-    for c in cands {
-        let text = if c.plain {
-            plain_to_latex(&c.text)
-        } else {
-            c.text.clone()
-        };
-        let trimmed = text.trim().trim_end_matches(['.', ',', ';']).trim();
-        if trimmed.is_empty() {
-            continue;
+/// Candidates tried in priority order, over one or more batches: the first that parses wins;
+/// otherwise the error of the last one tried (a size or depth limit, once met, is kept).
+struct Attempts {
+    last_err: ExtractError,
+}
+
+impl Default for Attempts {
+    fn default() -> Self {
+        Self {
+            last_err: ExtractError::NoAnswer,
         }
-        match parser::parse(trimmed) {
-            Ok(answer) => {
-                return Ok(Extracted {
-                    text: c.text.trim().to_string(),
-                    answer,
-                });
+    }
+}
+
+impl Attempts {
+    /// Tries `cands` (lower priority first, right-most first within a priority); every
+    /// candidate of a later batch must rank after every candidate of an earlier one.
+    fn first_parsing(&mut self, mut cands: Vec<Candidate>) -> Option<Extracted> {
+        cands.sort_by(|a, b| {
+            a.priority
+                .cmp(&b.priority)
+                .then(b.position.cmp(&a.position))
+        });
+        for c in cands {
+            let text = if c.plain {
+                plain_to_latex(&c.text)
+            } else {
+                c.text.clone()
+            };
+            let trimmed = text.trim().trim_end_matches(['.', ',', ';']).trim();
+            if trimmed.is_empty() {
+                continue;
             }
-            Err(ParseError::TooDeep) => last_err = ExtractError::TooLarge(c.text),
-            Err(ParseError::Invalid(_)) => {
-                if !matches!(last_err, ExtractError::TooLarge(_)) {
-                    last_err = ExtractError::Unparseable(c.text);
+            match parser::parse(trimmed) {
+                Ok(answer) => {
+                    return Some(Extracted {
+                        text: c.text.trim().to_string(),
+                        answer,
+                    });
+                }
+                Err(ParseError::TooDeep) => self.last_err = ExtractError::TooLarge(c.text),
+                Err(ParseError::Invalid(_)) => {
+                    if !matches!(self.last_err, ExtractError::TooLarge(_)) {
+                        self.last_err = ExtractError::Unparseable(c.text);
+                    }
                 }
             }
         }
+        None
     }
-    Err(last_err)
+}
+
+fn first_parsing(cands: Vec<Candidate>) -> Result<Extracted, ExtractError> {
+    let mut attempts = Attempts::default();
+    attempts.first_parsing(cands).ok_or(attempts.last_err)
 }
 
 /// Plain-text numbers: a decimal comma (`1000,99`, `0,111`) becomes a point when it cannot be
@@ -322,8 +353,9 @@ fn join_runs(text: &str, found: &[(usize, usize, &str)], priority: i32, out: &mu
 fn percent_after(rest: &str) -> bool {
     let r = rest
         .trim_start_matches(|c: char| c.is_whitespace() || c == '$')
-        .to_ascii_lowercase();
-    r.starts_with('%') || r.starts_with("\\%") || r.starts_with("percent") || r.starts_with("pct")
+        .as_bytes();
+    let starts = |p: &str| r.len() >= p.len() && r[..p.len()].eq_ignore_ascii_case(p.as_bytes());
+    starts("%") || starts("\\%") || starts("percent") || starts("pct")
 }
 
 fn is_separator_gap(gap: &str) -> bool {
@@ -342,13 +374,26 @@ fn is_separator_gap(gap: &str) -> bool {
         .all(|w| w.is_empty() || w == "and" || w == "or")
 }
 
-const BOX_COMMANDS: [&str; 2] = ["\\boxed", "\\fbox"];
+const BOX_COMMANDS: [&str; 2] = ["boxed", "fbox"];
+
+/// The first backslash at or after byte `from` that is followed by one of `names` (`boxed`,
+/// `[`): its byte offset and the length of backslash plus name. One pass over the bytes.
+fn next_command(text: &str, from: usize, names: &[&str]) -> Option<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let mut i = from;
+    while let Some(p) = bytes.get(i..)?.iter().position(|&b| b == b'\\') {
+        let at = i + p;
+        let rest = &bytes[at + 1..];
+        if let Some(name) = names.iter().find(|n| rest.starts_with(n.as_bytes())) {
+            return Some((at, 1 + name.len()));
+        }
+        i = at + 1;
+    }
+    None
+}
 
 fn next_box(text: &str, from: usize) -> Option<(usize, usize)> {
-    BOX_COMMANDS
-        .iter()
-        .filter_map(|cmd| text.get(from..)?.find(cmd).map(|p| (from + p, cmd.len())))
-        .min_by_key(|&(p, _)| p)
+    next_command(text, from, &BOX_COMMANDS)
 }
 
 /// Brace-matched content after a box command (also `\boxed 5`).
@@ -441,9 +486,8 @@ fn environments(text: &str, out: &mut Vec<Candidate>) {
     join_runs(text, &math_spans(text), 300, out);
 }
 
-/// Lower-case ASCII positions of `needle` in `hay` (byte offsets).
-fn find_all_ci(hay: &str, needle: &str) -> Vec<usize> {
-    let lower = hay.to_ascii_lowercase();
+/// Byte offsets of `needle` (lower-case ASCII) in `lower`, the ASCII-lower-cased text.
+fn find_all(lower: &str, needle: &str) -> Vec<usize> {
     lower.match_indices(needle).map(|(i, _)| i).collect()
 }
 
@@ -491,14 +535,22 @@ fn phrases(text: &str, latex: bool, expr: bool, out: &mut Vec<Candidate>) {
             out.push(c);
         }
     };
-    for i in find_all_ci(text, "final answer is") {
-        push(50, i, &text[i + "final answer is".len()..]);
+    // Every phrase contains "answer": most responses have none, and need no lower-cased copy.
+    if !text
+        .as_bytes()
+        .windows(6)
+        .any(|w| w.eq_ignore_ascii_case(b"answer"))
+    {
+        return;
     }
-    for i in find_all_ci(text, "final answer:") {
-        push(50, i, &text[i + "final answer:".len()..]);
+    let lower = text.to_ascii_lowercase();
+    for pat in ["final answer is", "final answer:"] {
+        for i in find_all(&lower, pat) {
+            push(50, i, &text[i + pat.len()..]);
+        }
     }
     for pat in ["answer is", "answer:"] {
-        for i in find_all_ci(text, pat) {
+        for i in find_all(&lower, pat) {
             push(100, i, &text[i + pat.len()..]);
         }
     }
@@ -675,6 +727,25 @@ mod tests {
             pred("7", &MathOptions::default()),
             Err(ExtractError::NoAnswer)
         );
+    }
+
+    #[test]
+    fn a_box_ranked_with_or_after_the_late_scans_keeps_its_rank() {
+        let text = "so $x=2$ and finally \\boxed{7}";
+        // LaTeX only: no last-number candidate (the 7 at 300).
+        let at = |p: i32| MathOptions {
+            extraction: vec![ExtractionTarget::Latex],
+            latex_boxed_match_priority: p,
+            ..o()
+        };
+        // Same rank as the environments (300): right-most first, the box.
+        assert_eq!(pred(text, &at(300)).unwrap().text, "7");
+        // Ranked after them: the environment.
+        assert_eq!(pred(text, &at(301)).unwrap().text, "x=2");
+        // Between the bare answer (250) and the environments: the box.
+        assert_eq!(pred(text, &at(260)).unwrap().text, "7");
+        // An unparseable early candidate does not hide a later one that parses.
+        assert_eq!(pred("\\boxed{)(} so $5$", &o()).unwrap().text, "5");
     }
 
     #[test]

@@ -108,8 +108,12 @@ const DROPPED: [&str; 22] = [
 
 /// Lexes `src` into tokens.
 pub fn lex(src: &str) -> Result<Vec<Tok>, LexError> {
-    let chars: Vec<char> = src.chars().flat_map(unicode_form).collect();
-    let mut out = Vec::new();
+    let mut chars: Vec<char> = Vec::with_capacity(src.len());
+    for c in src.chars() {
+        push_unicode_form(c, &mut chars);
+    }
+    // Room for a typical answer's tokens up front; long inputs grow as usual.
+    let mut out = Vec::with_capacity(chars.len().min(64));
     let mut i = 0;
     while i < chars.len() {
         if out.len() > MAX_TOKENS {
@@ -182,11 +186,15 @@ pub fn lex(src: &str) -> Result<Vec<Tok>, LexError> {
 
 /// Removes the `^` left behind by a dropped `\circ` (`90^\circ`, `90^{\circ}`).
 fn drop_degree_marks(toks: Vec<Tok>) -> Vec<Tok> {
-    let mut out: Vec<Tok> = Vec::with_capacity(toks.len());
+    if !toks.contains(&Tok::Op('^')) {
+        return toks;
+    }
+    let mut keep = vec![true; toks.len()];
     let mut i = 0;
     while i < toks.len() {
         if toks[i] == Tok::Op('^') {
             if toks.get(i + 1) == Some(&Tok::LBrace) && toks.get(i + 2) == Some(&Tok::RBrace) {
+                keep[i..i + 3].fill(false);
                 i += 3;
                 continue;
             }
@@ -203,18 +211,25 @@ fn drop_degree_marks(toks: Vec<Tok>) -> Vec<Tok> {
                 )
             );
             if !operand_follows {
+                keep[i] = false;
                 i += 1;
                 continue;
             }
         }
-        out.push(toks[i].clone());
         i += 1;
     }
-    out
+    toks.into_iter()
+        .zip(keep)
+        .filter_map(|(t, k)| k.then_some(t))
+        .collect()
 }
 
-/// Unicode spellings → LaTeX spellings (as chars to splice in).
-fn unicode_form(c: char) -> Vec<char> {
+/// Appends `c` to `out` in its LaTeX spelling (Unicode forms → LaTeX, ASCII as it is).
+fn push_unicode_form(c: char, out: &mut Vec<char>) {
+    if c.is_ascii() {
+        out.push(c);
+        return;
+    }
     let s: &str = match c {
         '−' | '–' | '—' | '‐' => "-",
         '×' => "\\times ",
@@ -244,11 +259,15 @@ fn unicode_form(c: char) -> Vec<char> {
         '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{feff}' | '\u{00ad}' => "",
         '\u{00a0}' | '\u{2009}' | '\u{202f}' | '\u{3000}' => " ",
         c if ('\u{ff01}'..='\u{ff5e}').contains(&c) => {
-            return vec![char::from_u32(c as u32 - 0xfee0).unwrap_or(c)];
+            out.push(char::from_u32(c as u32 - 0xfee0).unwrap_or(c));
+            return;
         }
-        c => return vec![c],
+        c => {
+            out.push(c);
+            return;
+        }
     };
-    s.chars().collect()
+    out.extend(s.chars());
 }
 
 /// A number starting at `i`: digits with strict thousands groups (`1,234`, `14{,}916`,

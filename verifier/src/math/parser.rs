@@ -88,13 +88,18 @@ fn nesting_bound(toks: &[Tok]) -> usize {
 /// `5\,\mathrm{cm}^{2}`, `9.8\,\mathrm{m/s^2}` are 5, 5 and 9.8 (the power belongs to the
 /// unit, not to the number).
 fn drop_unit_groups(toks: Vec<Tok>) -> Vec<Tok> {
-    let mut out: Vec<Tok> = Vec::with_capacity(toks.len());
+    if !toks.iter().any(|t| matches!(t, Tok::Text(..))) {
+        return toks;
+    }
+    let mut keep = vec![true; toks.len()];
+    let mut kept_any = false;
     let mut i = 0;
     while i < toks.len() {
         if let Tok::Text(_, t) = &toks[i]
-            && !out.is_empty()
+            && kept_any
             && is_unit_expression(t)
         {
+            let start = i;
             i += 1;
             // Its power: `^2`, `^{2}`, `^{-1}`.
             if toks.get(i) == Some(&Tok::Op('^')) {
@@ -115,12 +120,16 @@ fn drop_unit_groups(toks: Vec<Tok>) -> Vec<Tok> {
                     _ => {}
                 }
             }
+            keep[start..i].fill(false);
             continue;
         }
-        out.push(toks[i].clone());
+        kept_any = true;
         i += 1;
     }
-    out
+    toks.into_iter()
+        .zip(keep)
+        .filter_map(|(t, k)| k.then_some(t))
+        .collect()
 }
 
 /// Unit words combined with `/`, `*`, `\cdot`, spaces and powers (`m/s^2`, `kg~m^{2}`).
@@ -235,6 +244,11 @@ const SEPARATOR_WORDS: [&str; 2] = ["and", "or"];
 /// Words meaning "percent".
 const PERCENT_WORDS: [&str; 3] = ["percent", "pct", "percentage"];
 /// Unit and filler words dropped after a value (never single letters: those are variables).
+/// Is `w` a unit word, in any ASCII case?
+fn is_unit_word(w: &str) -> bool {
+    UNIT_WORDS.iter().any(|u| u.eq_ignore_ascii_case(w))
+}
+
 const UNIT_WORDS: [&str; 64] = [
     "cm",
     "mm",
@@ -393,16 +407,21 @@ fn relop(tok: &Tok) -> Option<RelOp> {
         Tok::Op('=') => RelOp::Eq,
         Tok::Op('<') => RelOp::Lt,
         Tok::Op('>') => RelOp::Gt,
-        Tok::Cmd(c) => match c.as_str() {
-            "le" | "leq" | "leqslant" => RelOp::Le,
-            "ge" | "geq" | "geqslant" => RelOp::Ge,
-            "lt" => RelOp::Lt,
-            "gt" => RelOp::Gt,
-            "ne" | "neq" => RelOp::Ne,
-            "approx" | "simeq" | "sim" | "cong" => RelOp::Approx,
-            "eq" => RelOp::Eq,
-            _ => return None,
-        },
+        Tok::Cmd(c) => return relop_cmd(c),
+        _ => return None,
+    })
+}
+
+/// The relation a command names (`le`, `approx`), if any.
+fn relop_cmd(c: &str) -> Option<RelOp> {
+    Some(match c {
+        "le" | "leq" | "leqslant" => RelOp::Le,
+        "ge" | "geq" | "geqslant" => RelOp::Ge,
+        "lt" => RelOp::Lt,
+        "gt" => RelOp::Gt,
+        "ne" | "neq" => RelOp::Ne,
+        "approx" | "simeq" | "sim" | "cong" => RelOp::Approx,
+        "eq" => RelOp::Eq,
         _ => return None,
     })
 }
@@ -464,9 +483,7 @@ impl Parser {
     fn skip_noise(&mut self) {
         loop {
             match self.peek() {
-                Some(Tok::Word(w)) if UNIT_WORDS.contains(&w.to_ascii_lowercase().as_str()) => {
-                    self.pos += 1
-                }
+                Some(Tok::Word(w)) if is_unit_word(w) => self.pos += 1,
                 Some(Tok::Text(_, t)) if is_unit_text(t) => self.pos += 1,
                 _ => return,
             }
@@ -489,7 +506,12 @@ impl Parser {
 
     /// `item (sep item)*`; one item is returned as itself, several as a [`Answer::List`].
     fn list(&mut self, closers: &[Tok]) -> PResult<Answer> {
-        let mut items = vec![self.relation()?];
+        let first = self.relation()?;
+        self.skip_noise();
+        if !self.at_separator() {
+            return Ok(first);
+        }
+        let mut items = vec![first];
         loop {
             self.skip_noise();
             if !self.at_separator() {
@@ -520,6 +542,9 @@ impl Parser {
                 Answer::Expr(e) => Ok(Answer::Member(e, Box::new(set))),
                 _ => invalid("left of \\in must be an expression"),
             };
+        }
+        if self.peek().and_then(relop).is_none() {
+            return Ok(first);
         }
         let mut terms = vec![first];
         let mut ops = Vec::new();
@@ -681,14 +706,12 @@ impl Parser {
             Some(Tok::Num(_) | Tok::Letter(_) | Tok::LParen | Tok::LBrace | Tok::LBrack) => true,
             Some(Tok::Word(w)) => {
                 let w = w.as_str();
-                !SEPARATOR_WORDS.contains(&w)
-                    && !PERCENT_WORDS.contains(&w)
-                    && !UNIT_WORDS.contains(&w.to_ascii_lowercase().as_str())
+                !SEPARATOR_WORDS.contains(&w) && !PERCENT_WORDS.contains(&w) && !is_unit_word(w)
             }
             // Text right after a value is a unit annotation (`0.06 \text{ yuan}`), not a factor.
             Some(Tok::Text(cmd, _)) => cmd.starts_with("math") || cmd == "operatorname",
             Some(Tok::Cmd(c)) => {
-                relop(&Tok::Cmd(c.clone())).is_none()
+                relop_cmd(c).is_none()
                     && !matches!(
                         c.as_str(),
                         "cdot"
@@ -1492,6 +1515,13 @@ fn repeating(fixed: &str, rep: &str) -> PResult<Expr> {
 
 /// A numeric literal (`12`, `0.5`, `.5`, `1e20`, `2.5e-3`) as an exact rational.
 pub fn number(s: &str) -> PResult<Expr> {
+    // The common case, a plain integer of at most 18 digits, without the string work below.
+    if (1..=18).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(n) = s.parse::<u64>()
+    {
+        return Ok(num_expr(BigRational::from_integer(BigInt::from(n)), false));
+    }
     let cleaned: String = s.chars().filter(|c| *c != ',').collect();
     let s = cleaned.as_str();
     if let Some((fixed, rep)) = s.split_once('r') {
