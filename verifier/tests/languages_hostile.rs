@@ -12,6 +12,9 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::path::PathBuf;
 
+mod host_state;
+
+use host_state::{cgroups_left, procs_of};
 use protocol::{CodeItem, CodeVerdict};
 use serde_json::json;
 use verifier::judge::Judge;
@@ -102,42 +105,6 @@ fn judge() -> Option<Judge> {
             None
         }
     }
-}
-
-/// Processes owned by `uid` (their command lines).
-fn procs_of(uid: u32) -> Vec<String> {
-    let mut v = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(status) = std::fs::read_to_string(e.path().join("status")) else {
-            continue;
-        };
-        let owner = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|l| l.split_whitespace().next()?.parse::<u32>().ok());
-        if owner == Some(uid) {
-            let cmd = std::fs::read_to_string(e.path().join("cmdline")).unwrap_or_default();
-            v.push(cmd.replace('\0', " "));
-        }
-    }
-    v
-}
-
-/// Cgroups of this process's runs still present.
-fn cgroups_left() -> Vec<String> {
-    let prefix = format!("{}-", std::process::id());
-    let mut left = Vec::new();
-    for ctl in ["memory", "pids", "cpu", "cpuacct", "unified", ""] {
-        let dir = PathBuf::from("/sys/fs/cgroup")
-            .join(ctl)
-            .join("rlvr-verifier");
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
-                left.push(e.path().display().to_string());
-            }
-        }
-    }
-    left
 }
 
 #[test]

@@ -18,6 +18,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod host_state;
+
+use host_state::{cgroups_left, procs_of};
 use protocol::{CodeItem, CodeVerdict};
 use serde_json::json;
 use verifier::judge::Judge;
@@ -209,34 +212,6 @@ use CodeVerdict::{
     WrongAnswer as WA,
 };
 
-/// Processes owned by `uid` on the host that this test process started: those in one of its
-/// run cgroups (`rlvr-verifier/PID-N`; a box cannot leave its cgroup, and a group with a live
-/// process cannot be removed), so other verifiers' boxes running at the same time do not count.
-fn procs_of(uid: u32) -> Vec<String> {
-    let ours = format!("rlvr-verifier/{}-", std::process::id());
-    let mut v = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !name.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(status) = std::fs::read_to_string(e.path().join("status")) else {
-            continue;
-        };
-        let owned = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|l| l.split_whitespace().next()?.parse::<u32>().ok())
-            == Some(uid);
-        let group = std::fs::read_to_string(e.path().join("cgroup")).unwrap_or_default();
-        if owned && group.contains(&ours) {
-            let cmd = std::fs::read_to_string(e.path().join("cmdline")).unwrap_or_default();
-            v.push(format!("{name}: {}", cmd.replace('\0', " ")));
-        }
-    }
-    v
-}
-
 /// A field of `/proc/self/status`, KiB.
 fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -255,24 +230,6 @@ fn rss_kib() -> u64 {
 /// This process's peak resident memory, KiB.
 fn peak_rss_kib() -> u64 {
     status_kib("VmHWM:")
-}
-
-fn cgroups_left() -> Vec<String> {
-    let prefix = format!("{}-", std::process::id());
-    let mut left = Vec::new();
-    for ctl in ["memory", "pids", "cpu", "cpuacct", "unified", ""] {
-        let dir = PathBuf::from("/sys/fs/cgroup")
-            .join(ctl)
-            .join("rlvr-verifier");
-        if let Ok(rd) = std::fs::read_dir(&dir) {
-            for e in rd.flatten() {
-                if e.file_name().to_string_lossy().starts_with(&prefix) {
-                    left.push(e.path().display().to_string());
-                }
-            }
-        }
-    }
-    left
 }
 
 #[test]
