@@ -1,10 +1,12 @@
 //! `grade_math` in-process: one item, or a batch graded on every core with the GIL released.
 
+use std::cell::RefCell;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use protocol::{MathItem, MathOptions, MathResult};
 use pyo3::exceptions::PyValueError;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -18,23 +20,37 @@ pub(crate) fn options_from_json(json: Option<&str>) -> PyResult<MathOptions> {
     let Some(json) = json else {
         return Ok(MathOptions::default());
     };
+    // Callers pass the same options call after call: the last valid ones are kept per thread.
+    if let Some(o) = LAST_OPTIONS.with_borrow(|last| {
+        last.as_ref()
+            .filter(|(text, _)| text == json)
+            .map(|(_, o)| o.clone())
+    }) {
+        return Ok(o);
+    }
     let o: MathOptions = serde_json::from_str(json)
         .map_err(|e| PyValueError::new_err(format!("invalid grading option: {e}")))?;
     o.validate().map_err(PyValueError::new_err)?;
+    LAST_OPTIONS.set(Some((json.to_owned(), o.clone())));
     Ok(o)
+}
+
+thread_local! {
+    /// The last options parsed on this thread: their JSON and their value (validated).
+    static LAST_OPTIONS: RefCell<Option<(String, MathOptions)>> = const { RefCell::new(None) };
 }
 
 /// A result as the dict `POST /v1/math/grade` returns for it.
 fn result_dict<'py>(py: Python<'py>, r: &MathResult) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     if let Some(id) = &r.id {
-        d.set_item("id", id)?;
+        d.set_item(intern!(py, "id"), id)?;
     }
-    d.set_item("correct", r.correct)?;
-    d.set_item("reward", r.reward)?;
-    d.set_item("verdict", r.verdict.as_str())?;
-    d.set_item("extracted", r.extracted.as_deref())?;
-    d.set_item("elapsed_us", r.elapsed_us)?;
+    d.set_item(intern!(py, "correct"), r.correct)?;
+    d.set_item(intern!(py, "reward"), r.reward)?;
+    d.set_item(intern!(py, "verdict"), r.verdict.as_str())?;
+    d.set_item(intern!(py, "extracted"), r.extracted.as_deref())?;
+    d.set_item(intern!(py, "elapsed_us"), r.elapsed_us)?;
     Ok(d)
 }
 
