@@ -1,18 +1,22 @@
-//! The built-in code task: write the one-line Python program that prints the largest, the
-//! sum or the count of a few distinct digits.
+//! The built-in code task: write the short Python program that prints the largest, the sum
+//! or the count of a few distinct digits.
 //!
 //! A problem is `max 3,8,1:` (or `sum …`, `len …`) with id `prog-max-381`; its test runs the
 //! response's last fenced block with empty standard input and expects `8` on standard output,
-//! so ```` ```\nprint(max([3,8,1]))\n``` ```` is accepted, and so is any other program printing
-//! 8. Which builtin the prompt's name asks the program to call is what the model learns, from
-//! the sandbox's verdicts alone (the warm-up below never pairs them).
+//! so ```` ```\n# max\nprint(max([3,8,1]))\n``` ```` is accepted, and so is any other program
+//! printing 8. Which builtin the prompt's word asks the program to call is what the model
+//! learns, from the sandbox's verdicts alone (the warm-up below never pairs them).
 //!
 //! Every (word, ordered list of `digits` distinct digits) is a problem; a fixed `held_out` of
 //! them, the lists with the smallest [`super::largest::split_hash`] (for every word), never
 //! occur in training or in the format warm-up. The warm-up answers each training prompt with
-//! `print(f([its digits]))`, `f` one of `max`, `sum`, `len` drawn at random: right one time in
-//! three (a little more: `len` is 3, which some lists' max or sum also is), so after it the model writes runnable programs over the prompt's digits, and which
-//! builtin the word means it can only learn from the reward.
+//! [`program`]: a comment restating the prompt's word, then `print(f([its digits]))` with `f`
+//! one of `max`, `sum`, `len` drawn at random, right one time in three (a little more: `len` is
+//! 3, which some lists' max or sum also is). After it the model writes runnable programs over the
+//! prompt's digits with the word a few characters before the call; which builtin the word means
+//! it can only learn from the reward. (Without the comment the word sits at the far end of the
+//! prompt, which the warm-up never taught the model to look at, and RL did not learn in 40 or 60
+//! steps over 3 seeds: docs/training.md, "Code tasks".)
 
 use protocol::{CodeTest, IoTest, Language};
 use serde::{Deserialize, Serialize};
@@ -83,7 +87,7 @@ impl ProgramTask {
                 let shown = shown(list);
                 split.warmup.push(
                     OPS.iter()
-                        .map(|(_, f)| fenced(&format!("print({f}([{shown}]))")))
+                        .map(|(_, f)| fenced(&program(word, f, &shown)))
                         .collect(),
                 );
             }
@@ -93,6 +97,13 @@ impl ProgramTask {
         }
         Ok(split)
     }
+}
+
+/// The program the task's format asks for: a comment restating the prompt's word, then the
+/// call (`# max` / `print(max([3,8,1]))`). The warm-up writes the comment right and the call's
+/// builtin at random: restating the word is format, calling the builtin it names is learned.
+pub fn program(word: &str, builtin: &str, shown: &str) -> String {
+    format!("# {word}\nprint({builtin}([{shown}]))")
 }
 
 fn shown(list: &[u8]) -> String {
@@ -164,7 +175,8 @@ mod tests {
                 .all(|p| !train_ids.contains(p.id.as_str()))
         );
         let i = s.train.iter().position(|p| p.id == "prog-len-381").unwrap();
-        assert!(s.warmup[i].contains(&"```\nprint(len([3,8,1]))\n```".to_string()));
+        assert!(s.warmup[i].contains(&"```\n# len\nprint(len([3,8,1]))\n```".to_string()));
+        assert!(s.warmup[i].contains(&"```\n# len\nprint(max([3,8,1]))\n```".to_string()));
         assert_eq!(s.warmup[i].len(), 3);
         assert!(
             ProgramTask {
