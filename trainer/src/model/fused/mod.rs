@@ -1,4 +1,5 @@
-//! Fused CPU kernels with their own backward, for the decoder's hot row-wise ops.
+//! Fused CPU kernels with their own backward, for the decoder's hot elementwise and row-wise
+//! ops.
 //!
 //! Each op here computes in one pass over its rows what the unfused composition of candle ops
 //! computes through several full-size temporaries, and differentiates itself with a second
@@ -7,8 +8,14 @@
 //! CUDA build keeps its current path. Rows are spread over candle's rayon pool; every sum runs
 //! in a fixed order, so results do not depend on the number of threads.
 
+pub mod rms_norm;
+pub mod rope;
+pub mod swiglu;
 pub mod token_stats;
 
+pub use rms_norm::rms_norm;
+pub use rope::rope;
+pub use swiglu::swiglu;
 pub use token_stats::token_logprob_entropy;
 
 use candle_core::backend::BackendStorage;
@@ -42,6 +49,11 @@ fn u32s<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [u32]> {
     }
 }
 
+// The per-element loops of these kernels index with `while` rather than iterator adaptors:
+// in unoptimised builds (tests, `cargo run`, the demo in CI) every `zip`/`next` is a function
+// call per element, which made the fused kernels slower there than the unfused ops. Optimised
+// builds compile both forms alike.
+
 /// Elements per parallel task: below it a kernel runs on the calling thread (a decoding step's
 /// rows are too small to be worth waking the pool).
 const TASK: usize = 16_384;
@@ -71,6 +83,26 @@ where
         .enumerate()
         .map(|(k, c)| f(k, c))
         .collect()
+}
+
+/// [`map_chunks`] over two outputs of one length, chunked alike.
+fn map_chunks2<T, F>(a: &mut [T], b: &mut [T], size: usize, f: F)
+where
+    T: Send,
+    F: Fn(usize, &mut [T], &mut [T]) + Sync + Send,
+{
+    let size = size.max(1);
+    if a.len() <= size {
+        a.chunks_mut(size)
+            .zip(b.chunks_mut(size))
+            .enumerate()
+            .for_each(|(k, (a, b))| f(k, a, b));
+        return;
+    }
+    a.par_chunks_mut(size)
+        .zip(b.par_chunks_mut(size))
+        .enumerate()
+        .for_each(|(k, (a, b))| f(k, a, b));
 }
 
 /// The `k`-th chunk of `size` elements of `x` (shorter at the end).

@@ -98,19 +98,29 @@ fn check_targets(y: &[u32], rows: usize, v: usize) -> Result<()> {
 /// `[ℓ_t, H, m, ln s]` of one row: `m = max x`, `s = Σ e^{x−m}`, `ℓ_t = x_t − m − ln s`,
 /// `H = ln s − Σ e^{x−m}(x−m) / s` (shifted by `m`, so large logits lose no precision).
 fn row_stats(x: &[f32], target: usize) -> [f32; COLS] {
-    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let n = x.len();
+    let mut m = f32::NEG_INFINITY;
+    let mut i = 0;
+    while i < n {
+        if x[i] > m {
+            m = x[i];
+        }
+        i += 1;
+    }
     let (mut s, mut sd) = (0f64, 0f64);
-    for &xi in x {
-        let d = xi - m;
+    i = 0;
+    while i < n {
+        let d = x[i] - m;
         let e = d.exp();
-        s += f64::from(e);
+        s += e as f64;
         // e = 0 only where d = −∞ (a masked logit), which adds nothing to the entropy.
         if e > 0.0 {
-            sd += f64::from(e * d);
+            sd += (e * d) as f64;
         }
+        i += 1;
     }
     let ln_s = s.ln();
-    let logp = f64::from(x[target] - m) - ln_s;
+    let logp = (x[target] - m) as f64 - ln_s;
     let entropy = ln_s - sd / s;
     [logp as f32, entropy as f32, m, ln_s as f32]
 }
@@ -164,14 +174,17 @@ impl CustomOp3 for TokenStatsGrad {
 /// `g_j = g_ℓ·δ_jt − p_j·(g_ℓ + g_H·(ℓ_j + H))` with `ℓ_j = x_j − m − ln s`, `p_j = e^{ℓ_j}`.
 fn row_grad(g: &mut [f32], x: &[f32], target: usize, c: &[f32]) {
     let (h, m, ln_s, g_lp, g_h) = (c[0], c[1], c[2], c[3], c[4]);
-    for (g, &xi) in g.iter_mut().zip(x) {
-        let l = (xi - m) - ln_s;
+    let n = x.len().min(g.len());
+    let mut i = 0;
+    while i < n {
+        let l = (x[i] - m) - ln_s;
         let p = l.exp();
-        *g = if p > 0.0 {
+        g[i] = if p > 0.0 {
             -p * (g_lp + g_h * (l + h))
         } else {
             0.0
         };
+        i += 1;
     }
     g[target] += g_lp;
 }
