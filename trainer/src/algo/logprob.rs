@@ -72,7 +72,13 @@ pub fn score(
     with_entropy: bool,
 ) -> Result<(Tensor, Option<Tensor>)> {
     let logits = model.forward_tail(&packed.inputs, packed.first_response_col)?;
-    score_logits(packed, &logits, temperature, with_entropy)
+    score_logits_by(
+        packed,
+        &logits,
+        temperature,
+        with_entropy,
+        model.fused_kernels(),
+    )
 }
 
 /// [`score`] from the logits `(b, cols − first_response_col, V)` of the batch's columns from
@@ -83,13 +89,34 @@ pub fn score_logits(
     temperature: f64,
     with_entropy: bool,
 ) -> Result<(Tensor, Option<Tensor>)> {
+    score_logits_by(packed, logits, temperature, with_entropy, true)
+}
+
+/// [`score_logits`], with the fused kernel where it applies (`fused`) or the unfused ops (a
+/// model built [`crate::model::Decoder::with_fused_kernels`] `(false)`).
+fn score_logits_by(
+    packed: &crate::rollout::Packed,
+    logits: &Tensor,
+    temperature: f64,
+    with_entropy: bool,
+    fused: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
     let from = packed.first_response_col;
     let targets = packed.targets.narrow(1, from, packed.cols - from)?;
-    let (logp, entropy) = if with_entropy {
-        let (lp, h) = logprobs_and_entropy(logits, &targets, temperature)?;
-        (lp, Some(h))
-    } else {
-        (logprobs(logits, &targets, temperature)?, None)
+    let (logp, entropy) = match (with_entropy, fused) {
+        (true, true) => {
+            let (lp, h) = logprobs_and_entropy(logits, &targets, temperature)?;
+            (lp, Some(h))
+        }
+        (true, false) => {
+            let (lp, h) = logprobs_and_entropy_unfused(logits, &targets, temperature)?;
+            (lp, Some(h))
+        }
+        (false, true) => (logprobs(logits, &targets, temperature)?, None),
+        (false, false) => (
+            logprobs_and_entropy_unfused(logits, &targets, temperature)?.0,
+            None,
+        ),
     };
     let widen = |x: Tensor| -> Result<Tensor> {
         if from == 0 {

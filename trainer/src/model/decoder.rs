@@ -447,9 +447,9 @@ impl Decoder {
         self
     }
 
-    /// The same weights with the [`super::fused`] CPU kernels (RMSNorm, RoPE, SwiGLU) on, the
-    /// default, or off (the elementary candle ops everywhere, as on other devices; for
-    /// comparisons).
+    /// The same weights with the [`super::fused`] CPU kernels (RMSNorm, RoPE, SwiGLU, and the
+    /// token log-prob/entropy kernel in [`crate::algo::logprob::score`]) on, the default, or off
+    /// (the elementary candle ops everywhere, as on other devices; for comparisons).
     pub fn with_fused_kernels(mut self, on: bool) -> Self {
         self.rotary.fused = on;
         self.norm.fused = on;
@@ -459,6 +459,12 @@ impl Decoder {
             l.mlp.fused = on;
         }
         self
+    }
+
+    /// Whether the [`super::fused`] kernels are on ([`Decoder::with_fused_kernels`]); scoring
+    /// through [`crate::algo::logprob::score`] follows it too.
+    pub fn fused_kernels(&self) -> bool {
+        self.norm.fused
     }
 
     /// A copy for generation: each layer's q/k/v and gate/up projections stacked into one
