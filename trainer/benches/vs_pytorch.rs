@@ -14,7 +14,9 @@
 //! `bash scripts/torch-venv.sh` (PyTorch 2.9.1 and transformers 4.57.3 in
 //! `$TORCH_VENV`, default `~/.cache/torch-venv`; without it only this trainer's rows print).
 //! Settings: `BENCH_G` (8), `BENCH_NEW` (64), `BENCH_B` (16), `BENCH_REPEAT` (3, the median is
-//! reported). Both sides use every core (PyTorch: `torch.set_num_threads(os.cpu_count())`).
+//! reported), `BENCH_FUSED` (1; 0 runs this trainer with its fused CPU kernels off, the
+//! elementary candle ops everywhere, for a before/after in one build). The peak resident memory
+//! of this process over the train steps is printed too (Linux: `VmHWM`, reset before them). Both sides use every core (PyTorch: `torch.set_num_threads(os.cpu_count())`).
 
 use std::process::Command;
 use std::time::Instant;
@@ -36,6 +38,19 @@ fn env(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Resets this process's peak resident set size (Linux `clear_refs` 5); false elsewhere.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// This process's peak resident set size since the last reset, MiB (Linux `VmHWM`).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -115,7 +130,9 @@ fn main() -> Res<()> {
     let dev = Device::Cpu;
     let varmap = VarMap::new();
     let start = trainer::model::source::start(cfg.origin()?, cfg.precision, &varmap, &dev)?;
-    let frozen = train::detached_view(&varmap, &start.policy)?;
+    let fused_kernels = env("BENCH_FUSED", 1) != 0;
+    let policy = start.policy.clone().with_fused_kernels(fused_kernels);
+    let frozen = train::detached_view(&varmap, &start.policy)?.with_fused_kernels(fused_kernels);
     let tok = start.tokenizer;
     let prompt =
         tok.encode(&tok.prompt_text("What is 17 + 25? Put the final answer in \\boxed{}.")?)?;
@@ -156,7 +173,8 @@ fn main() -> Res<()> {
     let mut opt = AdamW::new(train::params_of(&varmap)?, cfg.optim)?;
     // One warm-up step, then rounds alternating the methods so that drift in machine load
     // hits both alike.
-    let mut step = |m: Method| train_step(m, &cfg, &start.policy, &frozen, &mut opt, &rows, &adv);
+    let mut step = |m: Method| train_step(m, &cfg, &policy, &frozen, &mut opt, &rows, &adv);
+    let peak_reset = reset_peak_rss();
     step(Method::Grpo)?;
     let (mut grpo, mut steer) = (Vec::new(), Vec::new());
     for _ in 0..repeat {
@@ -170,10 +188,13 @@ fn main() -> Res<()> {
         median(steer.iter().map(|x| x.0).collect()),
     );
     let train_tps = (b * (p + n_new)) as f64 / grpo_s;
+    let peak = peak_rss_mib().filter(|_| peak_reset);
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "this trainer: generation {gen_tps:.1} tokens/s, train step (GRPO) {train_tps:.1} tokens/s ({grpo_s:.2} s), STEER step {steer_s:.2} s"
+        "this trainer (fused CPU kernels {}): generation {gen_tps:.1} tokens/s, train step (GRPO) {train_tps:.1} tokens/s ({grpo_s:.2} s), STEER step {steer_s:.2} s, peak RSS over the train steps {}",
+        if fused_kernels { "on" } else { "off" },
+        peak.map_or("unknown".into(), |m| format!("{m:.0} MiB"))
     );
     // PyTorch + transformers, same model file, prompt ids and shapes.
     let venv = std::env::var("TORCH_VENV").unwrap_or_else(|_| {

@@ -3,7 +3,8 @@
 //! embeddings.
 //!
 //! Every op here has a backward in candle 0.11 (`rms_norm_slow`, `rope_slow`, `ops::softmax`,
-//! matmul, silu), so all weights receive gradients; a test checks that. Tensor names mirror
+//! matmul, silu), so all weights receive gradients; a test checks that. On the CPU in f32,
+//! RMSNorm, RoPE and SwiGLU run as [`super::fused`] kernels with their own backward instead. Tensor names mirror
 //! the HF checkpoint layout (`model.layers.0.self_attn.q_proj.weight`, …).
 
 use candle_core::{D, DType, Device, Module, Result, Tensor};
@@ -110,6 +111,8 @@ impl ModelConfig {
 struct Rotary {
     cos: Tensor, // (max_pos, head_dim/2)
     sin: Tensor,
+    /// Use the fused kernel where it applies ([`Decoder::with_fused_kernels`]).
+    fused: bool,
 }
 
 impl Rotary {
@@ -129,6 +132,7 @@ impl Rotary {
         Ok(Rotary {
             cos: freqs.cos()?,
             sin: freqs.sin()?,
+            fused: true,
         })
     }
 
@@ -137,6 +141,12 @@ impl Rotary {
         let (_b, _h, t, _d) = x.dims4()?;
         let cos = self.cos.narrow(0, offset, t)?.to_dtype(x.dtype())?;
         let sin = self.sin.narrow(0, offset, t)?.to_dtype(x.dtype())?;
+        if self.fused
+            && super::fused::applies(x)
+            && let Some(y) = super::fused::rope(x, &cos, &sin)?
+        {
+            return Ok(y);
+        }
         candle_nn::rotary_emb::rope_slow(x, &cos, &sin)
     }
 }
@@ -145,6 +155,8 @@ impl Rotary {
 struct RmsNorm {
     weight: Tensor,
     eps: f32,
+    /// Use the fused kernel where it applies ([`Decoder::with_fused_kernels`]).
+    fused: bool,
 }
 
 impl RmsNorm {
@@ -152,11 +164,15 @@ impl RmsNorm {
         Ok(RmsNorm {
             weight: vb.get_with_hints(size, "weight", Init::Const(1.0))?,
             eps: eps as f32,
+            fused: true,
         })
     }
 
     /// Statistics in f32 whatever `x`'s dtype; the result in `x`'s dtype.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if self.fused && super::fused::applies(x) && super::fused::applies(&self.weight) {
+            return super::fused::rms_norm(x, &self.weight, self.eps);
+        }
         candle_nn::ops::rms_norm_slow(x, &self.weight.to_dtype(x.dtype())?, self.eps)
     }
 }
@@ -297,6 +313,8 @@ struct Mlp {
     down_proj: Linear,
     /// gate and up stacked into one product ([`Decoder::fused`]); used instead of the two.
     gate_up: Option<Linear>,
+    /// Use the fused SwiGLU kernel where it applies ([`Decoder::with_fused_kernels`]).
+    fused: bool,
 }
 
 impl Mlp {
@@ -307,6 +325,7 @@ impl Mlp {
             up_proj: candle_nn::linear_b(h, i, false, vb.pp("up_proj"))?,
             down_proj: candle_nn::linear_b(i, h, false, vb.pp("down_proj"))?,
             gate_up: None,
+            fused: true,
         })
     }
 
@@ -319,7 +338,12 @@ impl Mlp {
             }
             None => (project(&self.gate_proj, x)?, project(&self.up_proj, x)?),
         };
-        project(&self.down_proj, &(candle_nn::ops::silu(&gate)? * up)?)
+        let act = if self.fused && super::fused::applies(&gate) && super::fused::applies(&up) {
+            super::fused::swiglu(&gate, &up)?
+        } else {
+            (candle_nn::ops::silu(&gate)? * up)?
+        };
+        project(&self.down_proj, &act)
     }
 }
 
@@ -421,6 +445,26 @@ impl Decoder {
     pub fn with_compute_dtype(mut self, dtype: DType) -> Self {
         self.compute = dtype;
         self
+    }
+
+    /// The same weights with the [`super::fused`] CPU kernels (RMSNorm, RoPE, SwiGLU, and the
+    /// token log-prob/entropy kernel in [`crate::algo::logprob::score`]) on, the default, or off
+    /// (the elementary candle ops everywhere, as on other devices; for comparisons).
+    pub fn with_fused_kernels(mut self, on: bool) -> Self {
+        self.rotary.fused = on;
+        self.norm.fused = on;
+        for l in &mut self.layers {
+            l.input_layernorm.fused = on;
+            l.post_attention_layernorm.fused = on;
+            l.mlp.fused = on;
+        }
+        self
+    }
+
+    /// Whether the [`super::fused`] kernels are on ([`Decoder::with_fused_kernels`]); scoring
+    /// through [`crate::algo::logprob::score`] follows it too.
+    pub fn fused_kernels(&self) -> bool {
+        self.norm.fused
     }
 
     /// A copy for generation: each layer's q/k/v and gate/up projections stacked into one
@@ -730,6 +774,56 @@ pub(crate) mod tests {
             .unwrap()
             .to_scalar::<f32>()
             .unwrap()
+    }
+
+    #[test]
+    fn fused_kernels_match_the_unfused_ops_in_logits_and_every_gradient() {
+        use crate::algo::logprob;
+        for (family, tied) in [(Family::Qwen2, false), (Family::Llama, true)] {
+            let dev = Device::Cpu;
+            let vm = VarMap::new();
+            let cfg = ModelConfig {
+                family,
+                tie_word_embeddings: tied,
+                ..tiny_config(99)
+            };
+            let model = Decoder::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
+            crate::model::init_weights(&vm, 21, 0.3).unwrap();
+            let ids = Tensor::new(&[[1u32, 5, 3, 9, 7, 2], [4, 4, 8, 0, 16, 98]], &dev).unwrap();
+            let targets = Tensor::new(&[[5u32, 3, 9, 7, 2], [4, 8, 0, 16, 98]], &dev).unwrap();
+            let run = |fused: bool| {
+                let m = model.clone().with_fused_kernels(fused);
+                let logits = m.forward_tail(&ids, 1).unwrap();
+                let (lp, h) = if fused {
+                    logprob::logprobs_and_entropy(&logits, &targets, 0.8).unwrap()
+                } else {
+                    logprob::logprobs_and_entropy_unfused(&logits, &targets, 0.8).unwrap()
+                };
+                let loss =
+                    (lp.mean_all().unwrap() - (h.mean_all().unwrap() * 0.3).unwrap()).unwrap();
+                (logits, loss.backward().unwrap())
+            };
+            let (l1, g1) = run(true);
+            let (l0, g0) = run(false);
+            let diff = max_abs_diff(&l1, &l0);
+            assert!(diff < 1e-5, "{family:?}: fused Δlogit {diff}");
+            for (name, var) in vm.data().lock().unwrap().iter() {
+                let a = g1
+                    .get(var.as_tensor())
+                    .unwrap_or_else(|| panic!("{family:?}: no gradient for {name}"));
+                let b = g0.get(var.as_tensor()).unwrap();
+                let norm = a
+                    .sqr()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                assert!(norm > 0.0 && norm.is_finite(), "{name}: grad norm {norm}");
+                let diff = max_abs_diff(a, b);
+                assert!(diff < 1e-5, "{family:?} {name}: fused Δgrad {diff}");
+            }
+        }
     }
 
     #[test]

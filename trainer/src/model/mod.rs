@@ -2,10 +2,12 @@
 //!
 //! [`decoder`] is a Qwen2/Llama-family decoder built only from differentiable candle ops
 //! (candle 0.11's fused `rms_norm`, `softmax_last_dim` and `rope` have no backward and would
-//! silently cut the graph). Its weights live in a [`candle_nn::VarMap`] under the Hugging Face
+//! silently cut the graph); on the CPU in f32 it runs the [`fused`] kernels instead, which carry
+//! their own backward. Its weights live in a [`candle_nn::VarMap`] under the Hugging Face
 //! tensor names; [`hf`] reads and writes Hugging Face directories, [`gguf`] reads GGUF files.
 
 pub mod decoder;
+pub mod fused;
 pub mod gguf;
 pub mod hf;
 pub mod rope_scaling;
