@@ -38,13 +38,9 @@ def _options_json(options: Dict[str, Any]) -> Optional[str]:
     return text
 
 
-def grade_math(response: str, ground_truth: str, **options: Any) -> Dict[str, Any]:
-    """Grades one model ``response`` against ``ground_truth``.
-
-    >>> grade_math("so the answer is \\\\boxed{\\\\frac{1}{2}}", "0.5")["correct"]
-    True
-    """
-    return _native.grade_math(response, ground_truth, _options_json(options))
+# One native call, no Python frame in between: the options come as keyword arguments and the
+# last ones seen are kept (parsed) on the native side. Its docstring is the native function's.
+grade_math = _native.grade_math_kw
 
 
 def grade_math_batch(

@@ -40,6 +40,45 @@ thread_local! {
     static LAST_OPTIONS: RefCell<Option<(String, MathOptions)>> = const { RefCell::new(None) };
 }
 
+/// Options from keyword arguments (`grade_math(r, g, float_rounding=3)`): the JSON form's rules
+/// (unknown keys and out-of-range values raise `ValueError`; a value JSON cannot encode raises
+/// `TypeError`). The last options seen on this thread are kept as a deep copy with their parsed
+/// value, so the same options call after call cost one dict comparison, and a caller mutating
+/// its lists later cannot match stale options.
+fn options_from_kwargs(
+    py: Python<'_>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<MathOptions> {
+    let Some(kwargs) = kwargs.filter(|d| !d.is_empty()) else {
+        return Ok(MathOptions::default());
+    };
+    let hit = LAST_KWARGS.with_borrow(|last| -> PyResult<Option<MathOptions>> {
+        match last {
+            Some((seen, o)) if seen.bind(py).eq(kwargs)? => Ok(Some(o.clone())),
+            _ => Ok(None),
+        }
+    })?;
+    if let Some(o) = hit {
+        return Ok(o);
+    }
+    let json: String = py
+        .import(intern!(py, "json"))?
+        .call_method1(intern!(py, "dumps"), (kwargs,))?
+        .extract()?;
+    let o = options_from_json(Some(&json))?;
+    let copy = py
+        .import(intern!(py, "copy"))?
+        .call_method1(intern!(py, "deepcopy"), (kwargs,))?
+        .cast_into::<PyDict>()?;
+    LAST_KWARGS.set(Some((copy.unbind(), o.clone())));
+    Ok(o)
+}
+
+thread_local! {
+    /// The last keyword options seen on this thread (a deep copy) and their parsed value.
+    static LAST_KWARGS: RefCell<Option<(Py<PyDict>, MathOptions)>> = const { RefCell::new(None) };
+}
+
 /// A result as the dict `POST /v1/math/grade` returns for it.
 fn result_dict<'py>(py: Python<'py>, r: &MathResult) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
@@ -52,6 +91,30 @@ fn result_dict<'py>(py: Python<'py>, r: &MathResult) -> PyResult<Bound<'py, PyDi
     d.set_item(intern!(py, "extracted"), r.extracted.as_deref())?;
     d.set_item(intern!(py, "elapsed_us"), r.elapsed_us)?;
     Ok(d)
+}
+
+/// `rlvr_verifier.grade_math(response, ground_truth, **options)`: grades one model `response`
+/// against `ground_truth` with the options of `POST /v1/math/grade` as keyword arguments, and
+/// returns that endpoint's result fields as a dict. Releases the GIL while grading.
+///
+/// >>> grade_math("so the answer is \\boxed{\\frac{1}{2}}", "0.5")["correct"]
+/// True
+#[pyfunction]
+#[pyo3(signature = (response, ground_truth, **options))]
+pub(crate) fn grade_math_kw<'py>(
+    py: Python<'py>,
+    response: String,
+    ground_truth: String,
+    options: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let item = MathItem {
+        id: None,
+        response,
+        ground_truth,
+        options: Some(options_from_kwargs(py, options)?),
+    };
+    let r = py.detach(|| verifier::math::grade(&item));
+    result_dict(py, &r)
 }
 
 /// Grades one response against its gold answer; `options_json` is the options object as JSON

@@ -15,10 +15,16 @@ mod answer;
 mod client;
 mod grading;
 
+/// Rust allocations in this extension (never memory handed to Python, which copies what it
+/// keeps) use mimalloc: grading makes many small short-lived allocations.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(grading::grade_math, m)?)?;
+    m.add_function(wrap_pyfunction!(grading::grade_math_kw, m)?)?;
     m.add_function(wrap_pyfunction!(grading::grade_math_batch, m)?)?;
     m.add_function(wrap_pyfunction!(grading::default_threads, m)?)?;
     m.add_function(wrap_pyfunction!(grading::conformance_options, m)?)?;

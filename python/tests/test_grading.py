@@ -55,6 +55,24 @@ def test_bad_options_raise_value_error_naming_the_field():
         grade_math(r"\boxed{1}", "1", extraction=["nonsense"])
 
 
+def test_reused_options_follow_the_callers_changes():
+    # The last options are kept (parsed) between calls: a list the caller mutates afterwards,
+    # or a bad value after good ones, must not reuse what was kept.
+    strings = ["A", "B"]
+    opts = dict(extraction=["string"], strings=strings, require_boxed=False)
+    assert grade_math("The answer is B.", "B", **opts)["correct"]
+    strings.append("C")
+    assert grade_math("The answer is C.", "C", **opts)["correct"]
+    strings[:] = ["A"]
+    assert not grade_math("The answer is C.", "C", **opts)["correct"]
+    assert grade_math(r"\boxed{0.333}", r"\frac{1}{3}", float_rounding=3)["correct"]
+    with pytest.raises(ValueError, match="float_rounding"):
+        grade_math(r"\boxed{0.333}", r"\frac{1}{3}", float_rounding=1000)
+    assert not grade_math(r"\boxed{0.333}", r"\frac{1}{3}", float_rounding=4)["correct"]
+    with pytest.raises(TypeError):
+        grade_math(r"\boxed{1}", "1", float_rounding=object())
+
+
 # The held-out categories the grader now handles (docs/math-grading.md), through the binding.
 @pytest.mark.parametrize(
     "answer,gold,correct",
