@@ -160,16 +160,7 @@ mod tests {
         let (lp, h) = logprobs_and_entropy(&logits, &targets, 0.7).unwrap();
         let (lp0, h0) = logprobs_and_entropy_unfused(&logits, &targets, 0.7).unwrap();
         let only = logprobs(&logits, &targets, 0.7).unwrap();
-        let diff = |a: &Tensor, b: &Tensor| {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
+        let diff = crate::model::fused::agreement::max_abs_diff;
         assert!(diff(&lp, &lp0) < 1e-5 && diff(&h, &h0) < 1e-5 && diff(&only, &lp0) < 1e-5);
         // f64 logits take the unfused path and still agree.
         let (lp64, _) =

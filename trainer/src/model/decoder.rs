@@ -689,6 +689,7 @@ fn causal_mask(t: usize, offset: usize, dev: &Device) -> Result<Tensor> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::model::fused::agreement::max_abs_diff;
     use candle_nn::VarMap;
 
     pub(crate) fn tiny_config(vocab: usize) -> ModelConfig {
@@ -762,18 +763,6 @@ pub(crate) mod tests {
             Decoder::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu)).unwrap();
         crate::model::init_weights(&vm, seed, 0.3).unwrap();
         (vm, model)
-    }
-
-    /// `max |a − b|` over all elements.
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
     }
 
     #[test]

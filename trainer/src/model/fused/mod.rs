@@ -8,6 +8,8 @@
 //! CUDA build keeps its current path. Rows are spread over candle's rayon pool; every sum runs
 //! in a fixed order, so results do not depend on the number of threads.
 
+#[cfg(test)]
+pub(crate) mod agreement;
 pub mod rms_norm;
 pub mod rope;
 pub mod swiglu;

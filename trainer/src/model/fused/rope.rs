@@ -110,27 +110,9 @@ impl CustomOp3 for Rope {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::fused::agreement::{max_rel_diff, uniform, values};
     use candle_core::{Device, Var};
-    use rand::{Rng, SeedableRng};
-
-    fn uniform(rng: &mut rand::rngs::StdRng, n: usize, scale: f32) -> Vec<f32> {
-        (0..n)
-            .map(|_| (rng.random::<f32>() * 2.0 - 1.0) * scale)
-            .collect()
-    }
-
-    fn values(t: &Tensor) -> Vec<f32> {
-        t.flatten_all().unwrap().to_vec1().unwrap()
-    }
-
-    /// `max |a − b| / max(1, |b|)` over all elements.
-    fn max_rel_diff(a: &Tensor, b: &Tensor) -> f32 {
-        values(a)
-            .iter()
-            .zip(values(b))
-            .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
-            .fold(0.0, f32::max)
-    }
+    use rand::SeedableRng;
 
     /// Tables of positions `offset..offset + t` for width `d`, as the decoder builds them.
     fn tables(t: usize, d: usize, offset: usize, dev: &Device) -> (Tensor, Tensor) {

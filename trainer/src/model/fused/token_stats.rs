@@ -192,6 +192,7 @@ fn row_grad(g: &mut [f32], x: &[f32], target: usize, c: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::fused::agreement::{max_rel_diff, uniform, values};
     use candle_core::{DType, Device, Var};
     use rand::{Rng, SeedableRng};
 
@@ -210,25 +211,6 @@ mod tests {
             .neg()
             .unwrap();
         (logp, h)
-    }
-
-    fn uniform(rng: &mut rand::rngs::StdRng, n: usize, scale: f32) -> Vec<f32> {
-        (0..n)
-            .map(|_| (rng.random::<f32>() * 2.0 - 1.0) * scale)
-            .collect()
-    }
-
-    fn values(t: &Tensor) -> Vec<f32> {
-        t.flatten_all().unwrap().to_vec1().unwrap()
-    }
-
-    /// `max |a − b| / max(1, |b|)` over all elements.
-    fn max_rel_diff(a: &Tensor, b: &Tensor) -> f32 {
-        values(a)
-            .iter()
-            .zip(values(b))
-            .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
-            .fold(0.0, f32::max)
     }
 
     /// A loss mixing both outputs with random per-token weights, as the policy losses do.
